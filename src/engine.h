@@ -1,0 +1,227 @@
+/*
+ * engine.h - the in-memory objects of an open data directory: the
+ * environment (struct mqlog), open topics, partitions, their shared state
+ * and segments.  Used by mqlog.c, topic.c, partition.c, reader.c, state.c,
+ * segment.c and verify.c.
+ */
+#ifndef MQLOG_ENGINE_H
+#define MQLOG_ENGINE_H
+
+#include "internal.h"
+
+#include <limits.h>
+
+#define MQ_PATH_MAX 4096
+
+/* ======================================================================== */
+/* Shared partition state (state.c)                                         */
+/* ======================================================================== */
+
+/*
+ * The live state of a partition lives in DIR/topics/T/P/state, a small file
+ * that every process of the current open epoch maps MAP_SHARED.  It is not
+ * durable truth: the first process to use a partition in a new epoch (after
+ * every earlier process closed or died) rebuilds it from the segments.
+ *
+ * The published log position (seg_base, seg_end_pos, end_offset) is written
+ * under append_lock inside a sequence lock so readers, which never take a
+ * lock, see the three values of one moment.
+ */
+#define PSTATE_MAGIC 0x4D51535450415254ull /* "MQSTPART" */
+#define PSTATE_VERSION 1u
+#define PSTATE_FILE_SIZE 4096u
+
+struct pstate {
+	uint64_t magic;            /* PSTATE_MAGIC once initialised */
+	uint32_t version;          /* PSTATE_VERSION */
+	uint32_t pad0;             /* zero */
+	uint64_t epoch;            /* open epoch that initialised this state */
+	pthread_mutex_t append_lock; /* robust, process-shared: serialises appends */
+	pthread_mutex_t sync_lock;   /* robust, process-shared: one fdatasync at a time */
+	uint32_t seq;              /* sequence lock: odd while publishing */
+	uint32_t pad1;             /* zero */
+	uint64_t seg_base;         /* base offset of the active segment */
+	uint64_t seg_end_pos;      /* valid bytes in the active segment */
+	uint64_t end_offset;       /* next offset to assign */
+	uint64_t start_offset;     /* first readable offset */
+	uint64_t durable_offset;   /* offsets below it are on stable storage */
+	int64_t max_ts;            /* largest timestamp in the log (INT64_MIN: none) */
+	int64_t seg_max_ts;        /* largest timestamp in the active segment */
+	uint64_t last_index_pos;   /* position of the last index entry in the active segment */
+	uint32_t wake;             /* futex word: bumped at every publish */
+	uint32_t waiters;          /* readers blocked on wake */
+	uint32_t failed;           /* 1: fail-stopped after a sync or repair error */
+	uint32_t deleted;          /* 1: the topic was deleted */
+	uint64_t appends;          /* batches appended in this epoch (statistics) */
+};
+
+/* A consistent snapshot of the published position. */
+struct pview {
+	uint64_t seg_base;    /* active segment */
+	uint64_t seg_end_pos; /* its valid bytes */
+	uint64_t end_offset;  /* log end */
+	uint64_t start_offset;/* log start */
+};
+
+int state_init_locks(struct pstate *st);
+void state_read_view(const struct pstate *st, struct pview *v);
+void state_publish_begin(struct pstate *st);
+void state_publish_end(struct pstate *st);
+void state_wake(struct pstate *st);
+/* Wait until st->wake differs from @seen or @timeout_ms passes (-1: forever). */
+void state_wait(struct pstate *st, uint32_t seen, int timeout_ms);
+
+/* atomics on fields of the shared mapping */
+#define MQ_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define MQ_LOAD_RELAXED(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define MQ_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define MQ_STORE_RELAXED(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+/* ======================================================================== */
+/* Segments (segment.c)                                                     */
+/* ======================================================================== */
+
+#define SEG_NAME_LEN 24 /* 20 digits + ".seg" */
+
+void segment_name(char out[SEG_NAME_LEN + 1], uint64_t base);
+/* Parse "NNNNNNNNNNNNNNNNNNNN.seg"; returns false for any other name. */
+bool segment_parse_name(const char *name, uint64_t *base);
+
+/*
+ * segment_list - sorted base offsets of the segments in @dir.  *bases is
+ * malloc'd (may be NULL when *n == 0).
+ */
+int segment_list(const char *dir, uint64_t **bases, size_t *n);
+
+/* A read-only mapping of a segment file. */
+struct segmap {
+	int fd;               /* open read-only, or -1 */
+	const uint8_t *base;  /* mapping, or NULL */
+	size_t len;           /* mapped bytes (may exceed the file) */
+	uint64_t file_size;   /* size at map time */
+};
+
+int segmap_open(struct segmap *m, const char *path, uint64_t min_len);
+/* Grow the mapping so that [0, need) is mapped. */
+int segmap_ensure(struct segmap *m, const char *path, uint64_t need);
+void segmap_close(struct segmap *m);
+
+/* Result of scanning a segment for its valid prefix. */
+struct scan_result {
+	uint64_t valid_end;   /* byte position after the last valid batch */
+	uint64_t next_offset; /* offset after the last valid batch */
+	uint64_t batches;     /* valid batches seen */
+	int64_t max_ts;       /* running max timestamp after the scan */
+	int64_t seg_max_ts;   /* max timestamp of batches seen in this scan */
+	uint64_t last_entry_pos; /* position of the last index entry emitted */
+	int stop_rc;          /* 0 clean end, MQLOG_ECORRUPT at an invalid batch */
+	const char *why;      /* reason when stop_rc != 0 */
+	uint64_t bad_pos;     /* position of the invalid batch */
+};
+
+/* Called for each valid batch found by segment_scan. */
+typedef int (*scan_batch_fn)(void *arg, uint64_t pos, const uint8_t *batch,
+			     const struct batch_hdr *h);
+
+/*
+ * segment_scan - walk the batches of the mapped bytes [start, limit),
+ * starting at offset @expect_offset, validating headers (and bodies when
+ * @check_body), stopping at the first invalid batch or offset gap.  Emits
+ * no errors: the result says where and why it stopped.
+ */
+void segment_scan(const uint8_t *map, uint64_t start, uint64_t limit,
+		  uint64_t expect_offset, bool check_body, int64_t max_ts,
+		  scan_batch_fn fn, void *arg, struct scan_result *res);
+
+/* ======================================================================== */
+/* Environment, topics, partitions                                          */
+/* ======================================================================== */
+
+struct partition;
+
+struct mqlog {
+	char *path;               /* the data directory as given */
+	int lock_fd;              /* DIR/lock, holding an OFD read lock, or -1 */
+	uint64_t epoch;           /* this open epoch (0: private read-only) */
+	bool rdonly;              /* opened read-only */
+	struct index *ix;         /* the LMDB environment */
+	dev_t dev;                /* identity of the directory, for the */
+	ino_t ino;                /*   one-environment-per-process registry */
+	unsigned refs;            /* handles returned by mqlog_open (registry lock) */
+	struct mqlog *next;       /* registry list */
+
+	pthread_mutex_t mu;       /* guards topics and the flusher fields */
+	struct mqlog_topic *topics; /* open topics */
+
+	pthread_t flusher;        /* background sync / index flush thread */
+	bool flusher_running;     /* started */
+	bool stopping;            /* ask the flusher to exit */
+	pthread_cond_t cond;      /* wakes the flusher on stop */
+};
+
+struct mqlog_topic {
+	struct mqlog *db;         /* owner */
+	char *name;               /* topic name */
+	char *dir;                /* DIR/topics/NAME */
+	struct topic_meta meta;   /* id and configuration */
+	unsigned refs;            /* open handles (db->mu) */
+	struct mqlog_topic *next; /* db->topics list */
+	pthread_mutex_t mu;       /* guards lazy partition opening */
+	struct partition **parts; /* meta.cfg.partitions slots, opened lazily */
+};
+
+/* Index entries buffered in memory until the next flush point. */
+#define PART_IBUF_MAX 64
+
+struct partition {
+	struct mqlog_topic *t;    /* owner */
+	uint32_t id;              /* partition number */
+	char *dir;                /* DIR/topics/NAME/ID */
+	int state_fd;             /* state file, or -1 for a private state */
+	struct pstate *st;        /* shared (mapped) or private state */
+	bool st_private;          /* st is malloc'd (read-only, stale epoch) */
+
+	pthread_mutex_t mu;       /* guards everything below (in-process) */
+	uint64_t *bases;          /* known segment bases, sorted */
+	size_t nbases;            /* entries in bases */
+	int active_fd;            /* read-write fd of the active segment, or -1 */
+	uint64_t active_base;     /* base offset of active_fd */
+	struct index_entry ibuf[PART_IBUF_MAX]; /* buffered offset entries */
+	struct time_entry tbuf[PART_IBUF_MAX];  /* buffered time entries */
+	size_t nibuf;             /* entries in ibuf and tbuf */
+	struct seg_meta sbuf[4];  /* buffered sealed-segment summaries */
+	size_t nsbuf;             /* entries in sbuf */
+	bool dirty;               /* appended since the last sync (interval policy) */
+	bool interval;            /* some append asked for interval sync */
+	int64_t last_sync_ms;     /* when this process last synced it */
+};
+
+/* partition.c */
+int partition_open(struct mqlog_topic *t, uint32_t id, struct partition **out);
+void partition_close(struct partition *p);
+int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
+		     int sync, uint64_t *base);
+int partition_sync(struct partition *p);
+int partition_flush_index(struct partition *p);
+int partition_refresh_segments(struct partition *p);
+/* Find the segment containing @offset: floor of the known bases. */
+int partition_segment_for(struct partition *p, uint64_t offset,
+			  uint64_t *seg_base);
+/* Next segment after @base; MQLOG_ENOENT when none. */
+int partition_next_segment(struct partition *p, uint64_t base,
+			   uint64_t *next);
+void partition_seg_path(const struct partition *p, uint64_t base,
+			char out[MQ_PATH_MAX]);
+int partition_rebuild_index(struct partition *p, uint64_t *entries,
+			    uint64_t *truncated);
+void partition_info_fill(struct partition *p, mqlog_partition_info *info);
+
+/* topic.c */
+int topic_partition(struct mqlog_topic *t, uint32_t id, struct partition **out);
+int topic_reconcile(struct mqlog *db);
+
+/* mqlog.c */
+bool mq_db_flusher_needed(struct mqlog *db);
+void mq_db_start_flusher(struct mqlog *db);
+
+#endif /* MQLOG_ENGINE_H */

@@ -1,0 +1,346 @@
+/*
+ * internal.h - contracts between the modules of libmqlog.
+ *
+ * Dependencies run one way: mqlog.c -> topic.c -> partition.c / reader.c ->
+ * segment.c / index.c / state.c -> record.c, io.c.  Nothing here is exported
+ * from the shared library; tests link the internal static library.
+ */
+#ifndef MQLOG_INTERNAL_H
+#define MQLOG_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mqlog.h"
+
+#define MQ_UNUSED(x) ((void)(x))
+#define MQ_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MQ_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ======================================================================== */
+/* Error messages (mqlog.c)                                                 */
+/* ======================================================================== */
+
+/*
+ * mq_err - set the calling thread's message and return @rc.  The format is
+ * printf-like.  Use it at the point where the error is raised.
+ */
+int mq_err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * mq_err_wrap - prefix the calling thread's current message with a context
+ * ("orders/3: " + old message) and return @rc.  Used as errors travel up.
+ */
+int mq_err_wrap(int rc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Map an errno value to our return convention (-errno). */
+static inline int mq_errno_rc(int e) { return e > 0 ? -e : MQLOG_EIO; }
+
+/* Wall clock in ms since the epoch, and a monotonic clock in ns. */
+int64_t mq_now_ms(void);
+uint64_t mq_mono_ns(void);
+
+/* ======================================================================== */
+/* I/O layer (io.c)                                                         */
+/* ======================================================================== */
+
+/*
+ * All file I/O of the engine goes through these wrappers so that tests can
+ * inject faults (and, later, a power-loss model).  They return 0 / a byte
+ * count, or -errno; short writes are retried inside io_pwrite_all.
+ */
+enum io_op {
+	IO_OP_OPEN,
+	IO_OP_WRITE,
+	IO_OP_SYNC,
+	IO_OP_DIRSYNC,
+	IO_OP_TRUNCATE,
+	IO_OP_RENAME,
+	IO_OP_UNLINK,
+	IO_OP_MKDIR,
+	IO_OP_COUNT_
+};
+
+int io_open(const char *path, int flags, mode_t mode);
+int io_close(int fd);
+int io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+ssize_t io_pread(int fd, void *buf, size_t len, uint64_t off);
+int io_fdatasync(int fd);
+int io_fsync_dir(const char *dir);
+int io_ftruncate(int fd, uint64_t len);
+int io_rename(const char *from, const char *to);
+int io_unlink(const char *path);
+int io_mkdir(const char *path, mode_t mode);
+int io_rmtree(const char *path);
+int io_file_size(int fd, uint64_t *size);
+
+/*
+ * Fault injection for tests: make the @nth (1-based) future call of @op
+ * fail with -@err; with @sticky every later call of @op fails too.
+ * io_fault_clear() disarms all.  Not for production use; thread-safe.
+ */
+void io_fault_set(enum io_op op, unsigned long nth, int err, bool sticky);
+void io_fault_clear(void);
+
+/* ======================================================================== */
+/* Record batches (record.c) - the on-disk format lives there                */
+/* ======================================================================== */
+
+#define BATCH_MAGIC 0x4D514C01u  /* "MQL" + format version 1, little-endian */
+#define BATCH_HEADER_SIZE 68u    /* fixed header bytes, see record.c */
+#define BATCH_BODY_CSUM_START 32u /* body checksum covers [32, length) */
+#define BATCH_MAX_LENGTH 0x7FFFFFF0u
+
+/* The fixed header of a batch, decoded (host order). */
+struct batch_hdr {
+	uint32_t magic;          /* BATCH_MAGIC */
+	uint32_t length;         /* bytes of the whole batch, header included */
+	uint64_t header_checksum;/* XXH3-64 of the header with this field zero */
+	uint64_t base_offset;    /* offset of the first record */
+	uint64_t body_checksum;  /* XXH3-64 of bytes [32, length) */
+	uint16_t flags;          /* reserved for codecs and transactions: 0 */
+	uint16_t reserved;       /* 0 */
+	uint32_t record_count;   /* >= 1 */
+	int64_t first_timestamp; /* timestamp of the first record */
+	int64_t max_timestamp;   /* largest record timestamp */
+	uint64_t producer_id;    /* 0 when not idempotent */
+	uint32_t base_sequence;  /* 0 when not idempotent */
+};
+
+/*
+ * batch_encoded_size - exact size of the batch that batch_encode() would
+ * produce for @msgs, or MQLOG_ETOOBIG (message names the record index and
+ * size) when one record encodes to more than @max_record bytes or the batch
+ * exceeds BATCH_MAX_LENGTH.  MQLOG_EINVAL for count 0 or a null header key.
+ */
+int batch_encoded_size(const mqlog_msg *msgs, size_t count,
+		       uint32_t max_record, size_t *size);
+
+/*
+ * batch_encode - encode @msgs into @buf (exactly @size bytes, from
+ * batch_encoded_size), stamping MQLOG_TIMESTAMP_NOW records with @now_ms.
+ * Fills every header field except base_offset and header_checksum, and
+ * computes the body checksum.  Needs no lock.
+ */
+void batch_encode(void *buf, size_t size, const mqlog_msg *msgs, size_t count,
+		  int64_t now_ms);
+
+/* batch_seal - set base_offset and compute the header checksum (cheap). */
+void batch_seal(void *buf, uint64_t base_offset);
+
+/*
+ * batch_check_header - validate a batch header at @p with @avail readable
+ * bytes: magic, length (>= header, <= avail), record_count >= 1,
+ * header checksum.  Returns 0 and fills @h, or MQLOG_ECORRUPT with a reason
+ * in *why (static string).  When avail < BATCH_HEADER_SIZE, or the length
+ * runs past avail, returns MQLOG_ECORRUPT with why "truncated batch".
+ */
+int batch_check_header(const void *p, size_t avail, struct batch_hdr *h,
+		       const char **why);
+
+/* batch_check_body - verify the body checksum of a header-valid batch. */
+int batch_check_body(const void *p, const struct batch_hdr *h,
+		     const char **why);
+
+/* Iterates the records of a validated batch (records are still bounds
+ * checked: the checksum is not a substitute for parsing safely). */
+struct batch_iter {
+	const uint8_t *p;    /* next record */
+	const uint8_t *end;  /* end of the batch */
+	uint32_t left;       /* records left */
+	uint64_t base_offset;/* batch base offset */
+	int64_t first_ts;    /* batch first timestamp */
+};
+
+void batch_iter_init(struct batch_iter *it, const void *batch,
+		     const struct batch_hdr *h);
+
+/*
+ * batch_iter_next - decode the next record into @rec (partition left as is).
+ * Returns 1, 0 at the end of the batch, or MQLOG_ECORRUPT (*why set).
+ */
+int batch_iter_next(struct batch_iter *it, mqlog_record *rec,
+		    const char **why);
+
+/* Decode @count encoded headers; see mqlog_record_headers(). */
+int headers_decode(const void *raw, size_t len, uint32_t count,
+		   mqlog_header *out, size_t max);
+
+/* XXH3-64 (seed 0) of a key: the default partitioner's hash. */
+uint64_t record_key_hash(const void *key, size_t len);
+
+/* ======================================================================== */
+/* LMDB environment: metadata and derived indexes (index.c)                  */
+/* ======================================================================== */
+
+struct index;
+
+/* A topic as stored in the topics database. */
+struct topic_meta {
+	uint32_t id;             /* never reused; derived keys start with it */
+	mqlog_topic_config cfg;  /* configuration */
+};
+
+/* One sparse offset index entry: a batch start. */
+struct index_entry {
+	uint64_t offset;   /* base offset of the batch */
+	uint64_t seg_base; /* base offset of its segment */
+	uint64_t pos;      /* byte position of the batch in the segment */
+};
+
+/*
+ * One time index entry: every record before @offset has a timestamp below
+ * @ts (ts is the running maximum of timestamps before the batch), so a
+ * search for the first record with timestamp >= T may start at the last
+ * entry with ts < T.
+ */
+struct time_entry {
+	int64_t ts;        /* max timestamp of all records before offset */
+	uint64_t offset;   /* base offset of the batch */
+	uint64_t seg_base; /* its segment */
+	uint64_t pos;      /* its byte position */
+};
+
+/* Summary of a sealed segment (derived). */
+struct seg_meta {
+	uint64_t base;        /* base offset (file name) */
+	uint64_t size;        /* bytes */
+	uint64_t end_offset;  /* last offset + 1 */
+	int64_t max_ts;       /* largest timestamp in it */
+};
+
+/* Primary per-partition state. */
+struct part_meta {
+	uint64_t log_start;   /* first readable offset */
+};
+
+int index_open(const char *meta_dir, bool rdonly, uint64_t map_size,
+	       struct index **out);
+void index_close(struct index *ix);
+
+/* Topics (primary; every write is durable when it returns). */
+int index_topic_get(struct index *ix, const char *name, struct topic_meta *m);
+int index_topic_create(struct index *ix, const char *name,
+		       const mqlog_topic_config *cfg, uint32_t *id);
+/* Register a topic with a known id (adopted from its topic.conf). */
+int index_topic_put(struct index *ix, const char *name,
+		    const struct topic_meta *m);
+/* Remove topic @name (if it has id @id) and every key of topic id @id. */
+int index_topic_delete(struct index *ix, const char *name, uint32_t id);
+int index_topic_list(struct index *ix, char ***names, size_t *count);
+
+/* Partitions (primary). ENOENT when never written. */
+int index_part_get(struct index *ix, uint32_t tid, uint32_t part,
+		   struct part_meta *m);
+int index_part_put(struct index *ix, uint32_t tid, uint32_t part,
+		   const struct part_meta *m);
+
+/*
+ * index_write - add derived entries in one LMDB write transaction.  Any of
+ * the arrays may be empty.  Entries overwrite equal keys.
+ */
+int index_write(struct index *ix, uint32_t tid, uint32_t part,
+		const struct index_entry *oe, size_t n_oe,
+		const struct time_entry *te, size_t n_te,
+		const struct seg_meta *sm, size_t n_sm);
+
+/* Largest offset entry with offset <= @offset; MQLOG_ENOENT when none. */
+int index_floor_offset(struct index *ix, uint32_t tid, uint32_t part,
+		       uint64_t offset, struct index_entry *out);
+/* Largest time entry with ts < @ts; MQLOG_ENOENT when none. */
+int index_floor_time(struct index *ix, uint32_t tid, uint32_t part,
+		     int64_t ts, struct time_entry *out);
+/* Summary of the segment with base @base; MQLOG_ENOENT when none. */
+int index_seg_get(struct index *ix, uint32_t tid, uint32_t part,
+		  uint64_t base, struct seg_meta *out);
+
+/*
+ * index_truncate - delete derived entries of a partition that describe
+ * offsets >= @from (offset and time entries with offset >= @from, segment
+ * summaries with end_offset > @from).
+ */
+int index_truncate(struct index *ix, uint32_t tid, uint32_t part,
+		   uint64_t from);
+
+/* index_clear - delete every derived entry of a partition. */
+int index_clear(struct index *ix, uint32_t tid, uint32_t part);
+
+/*
+ * Walk every offset (or time) entry of a partition in order, for verify.
+ * The callback returns non-zero to stop; that value is returned.
+ */
+int index_foreach_offset(struct index *ix, uint32_t tid, uint32_t part,
+			 int (*fn)(void *arg, const struct index_entry *e),
+			 void *arg);
+int index_foreach_time(struct index *ix, uint32_t tid, uint32_t part,
+		       int (*fn)(void *arg, const struct time_entry *e),
+		       void *arg);
+
+/* Topic config (de)serialisation, shared by index.c and topic.conf files.
+ * The encoding is versioned; decode accepts shorter older versions and
+ * fills missing fields with defaults. */
+#define TOPIC_CONF_ENCODED_MAX 128
+size_t topic_conf_encode(const struct topic_meta *m,
+			 uint8_t out[TOPIC_CONF_ENCODED_MAX]);
+int topic_conf_decode(const void *buf, size_t len, struct topic_meta *m);
+
+/* Validate a configuration; MQLOG_EINVAL with a message naming the field. */
+int topic_config_validate(const mqlog_topic_config *cfg);
+
+/* ======================================================================== */
+/* Little-endian / big-endian helpers                                       */
+/* ======================================================================== */
+
+#include <string.h>
+
+static inline uint16_t mq_ld16(const void *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v;
+}
+static inline uint32_t mq_ld32(const void *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+static inline uint64_t mq_ld64(const void *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+static inline void mq_st16(void *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void mq_st32(void *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void mq_st64(void *p, uint64_t v) { memcpy(p, &v, 8); }
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "mqlog currently supports little-endian hosts only"
+#endif
+
+static inline void mq_be32(void *p, uint32_t v)
+{
+	v = __builtin_bswap32(v);
+	memcpy(p, &v, 4);
+}
+static inline void mq_be64(void *p, uint64_t v)
+{
+	v = __builtin_bswap64(v);
+	memcpy(p, &v, 8);
+}
+static inline uint32_t mq_ldbe32(const void *p)
+{
+	return __builtin_bswap32(mq_ld32(p));
+}
+static inline uint64_t mq_ldbe64(const void *p)
+{
+	return __builtin_bswap64(mq_ld64(p));
+}
+
+#endif /* MQLOG_INTERNAL_H */

@@ -1,0 +1,1115 @@
+/*
+ * partition.c - one partition: its shared state, recovery, appends, rolls,
+ * group commit and the buffered derived index.
+ *
+ * Append protocol (any thread of any process):
+ *
+ *   1. encode the batch and hash its body, outside every lock;
+ *   2. take the partition's robust append lock (in the shared state file);
+ *   3. roll the segment when the batch would overflow it;
+ *   4. assign the base offset, hash the 68 header bytes, pwrite the batch at
+ *      the published end of the active segment;
+ *   5. publish the new end (sequence lock) and wake waiting readers;
+ *   6. release the lock; with sync ALWAYS, join the group commit.
+ *
+ * A process that dies anywhere in 2-5 leaves bytes past the published end;
+ * the next locker sees EOWNERDEAD and re-runs recovery on the tail before it
+ * goes on, so no partial batch is ever published.
+ *
+ * Group commit: sync_lock admits one syncer at a time.  It snapshots the
+ * published end, fdatasyncs the active segment, and raises durable_offset to
+ * the snapshot.  Callers that queued behind it find their offsets already
+ * durable and return without a syscall.  Sealed segments are synced when
+ * they are rolled, so one fdatasync of the active segment covers everything
+ * published before it started.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ======================================================================== */
+/* Helpers                                                                  */
+/* ======================================================================== */
+
+void partition_seg_path(const struct partition *p, uint64_t base,
+			char out[MQ_PATH_MAX])
+{
+	char name[SEG_NAME_LEN + 1];
+
+	segment_name(name, base);
+	snprintf(out, MQ_PATH_MAX, "%s/%s", p->dir, name);
+}
+
+static struct index *pix(const struct partition *p)
+{
+	return p->t->db->ix;
+}
+
+static uint32_t ptid(const struct partition *p)
+{
+	return p->t->meta.id;
+}
+
+static const mqlog_topic_config *pcfg(const struct partition *p)
+{
+	return &p->t->meta.cfg;
+}
+
+/* Per-thread encode buffer, freed when the thread exits. */
+static pthread_key_t encbuf_key;
+static pthread_once_t encbuf_once = PTHREAD_ONCE_INIT;
+
+struct encbuf {
+	uint8_t *data; /* buffer */
+	size_t cap;    /* its size */
+};
+
+static void encbuf_free(void *v)
+{
+	struct encbuf *b = v;
+	if (b) {
+		free(b->data);
+		free(b);
+	}
+}
+
+static void encbuf_make_key(void)
+{
+	(void)pthread_key_create(&encbuf_key, encbuf_free);
+}
+
+static uint8_t *encbuf_get(size_t size)
+{
+	struct encbuf *b;
+
+	pthread_once(&encbuf_once, encbuf_make_key);
+	b = pthread_getspecific(encbuf_key);
+	if (!b) {
+		b = calloc(1, sizeof *b);
+		if (!b || pthread_setspecific(encbuf_key, b) != 0) {
+			free(b);
+			return NULL;
+		}
+	}
+	if (b->cap < size) {
+		size_t ncap = b->cap ? b->cap : 64 * 1024;
+		while (ncap < size)
+			ncap *= 2;
+		uint8_t *nd = realloc(b->data, ncap);
+		if (!nd)
+			return NULL;
+		b->data = nd;
+		b->cap = ncap;
+	}
+	return b->data;
+}
+
+/* ======================================================================== */
+/* Segment list (in-process view)                                           */
+/* ======================================================================== */
+
+/* Caller holds p->mu. */
+static int refresh_segments_locked(struct partition *p)
+{
+	uint64_t *bases;
+	size_t n;
+	int rc = segment_list(p->dir, &bases, &n);
+
+	if (rc)
+		return rc;
+	free(p->bases);
+	p->bases = bases;
+	p->nbases = n;
+	return 0;
+}
+
+int partition_refresh_segments(struct partition *p)
+{
+	pthread_mutex_lock(&p->mu);
+	int rc = refresh_segments_locked(p);
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+static bool have_base_locked(const struct partition *p, uint64_t base)
+{
+	return p->nbases > 0 && p->bases[p->nbases - 1] >= base;
+}
+
+static int add_base_locked(struct partition *p, uint64_t base)
+{
+	if (have_base_locked(p, base))
+		return 0;
+	uint64_t *nb = realloc(p->bases, (p->nbases + 1) * sizeof *nb);
+	if (!nb)
+		return mq_err(MQLOG_ENOMEM, "%s", p->dir);
+	nb[p->nbases++] = base;
+	p->bases = nb;
+	return 0;
+}
+
+int partition_segment_for(struct partition *p, uint64_t offset,
+			  uint64_t *seg_base)
+{
+	int rc = 0;
+	struct pview v;
+
+	state_read_view(p->st, &v);
+	pthread_mutex_lock(&p->mu);
+	if (!have_base_locked(p, v.seg_base))
+		rc = refresh_segments_locked(p);
+	if (!rc) {
+		/* Binary search for the floor. */
+		size_t lo = 0, hi = p->nbases;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (p->bases[mid] <= offset)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == 0)
+			rc = mq_err(MQLOG_ERANGE,
+				    "%s: offset %llu is before the first segment",
+				    p->dir, (unsigned long long)offset);
+		else
+			*seg_base = p->bases[lo - 1];
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+int partition_next_segment(struct partition *p, uint64_t base, uint64_t *next)
+{
+	int rc = MQLOG_ENOENT;
+
+	for (int attempt = 0; attempt < 2 && rc == MQLOG_ENOENT; attempt++) {
+		pthread_mutex_lock(&p->mu);
+		if (attempt == 1) {
+			int r = refresh_segments_locked(p);
+			if (r) {
+				pthread_mutex_unlock(&p->mu);
+				return r;
+			}
+		}
+		for (size_t i = 0; i < p->nbases; i++) {
+			if (p->bases[i] > base) {
+				*next = p->bases[i];
+				rc = 0;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&p->mu);
+	}
+	return rc;
+}
+
+/* ======================================================================== */
+/* Derived index buffering                                                  */
+/* ======================================================================== */
+
+int partition_flush_index(struct partition *p)
+{
+	struct index_entry ie[PART_IBUF_MAX];
+	struct time_entry te[PART_IBUF_MAX];
+	struct seg_meta sm[4];
+	size_t ni, ns;
+
+	if (p->t->db->rdonly)
+		return 0;
+	pthread_mutex_lock(&p->mu);
+	ni = p->nibuf;
+	ns = p->nsbuf;
+	memcpy(ie, p->ibuf, ni * sizeof ie[0]);
+	memcpy(te, p->tbuf, ni * sizeof te[0]);
+	memcpy(sm, p->sbuf, ns * sizeof sm[0]);
+	p->nibuf = 0;
+	p->nsbuf = 0;
+	pthread_mutex_unlock(&p->mu);
+	if (ni == 0 && ns == 0)
+		return 0;
+	/* Derived data: a failed write only costs lookups a longer scan, and
+	 * recovery rebuilds what is missing.  Report it all the same. */
+	int rc = index_write(pix(p), ptid(p), p->id, ie, ni, te, ni, sm, ns);
+	if (rc)
+		mq_err_wrap(rc, "%s: index flush", p->dir);
+	return rc;
+}
+
+/* Buffer one entry; caller holds the append lock.  Returns true when the
+ * buffer is full and should be flushed after the lock is released. */
+static bool buffer_entry(struct partition *p, uint64_t offset, uint64_t seg,
+			 uint64_t pos, int64_t ts_before)
+{
+	bool full;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->nibuf == PART_IBUF_MAX) {
+		/* Only when flushes keep failing: drop the oldest rather
+		 * than block appends on derived data. */
+		memmove(p->ibuf, p->ibuf + 1, (PART_IBUF_MAX - 1) * sizeof p->ibuf[0]);
+		memmove(p->tbuf, p->tbuf + 1, (PART_IBUF_MAX - 1) * sizeof p->tbuf[0]);
+		p->nibuf--;
+	}
+	p->ibuf[p->nibuf] = (struct index_entry){ offset, seg, pos };
+	p->tbuf[p->nibuf] = (struct time_entry){ ts_before, offset, seg, pos };
+	p->nibuf++;
+	full = p->nibuf >= PART_IBUF_MAX / 2;
+	pthread_mutex_unlock(&p->mu);
+	return full;
+}
+
+/* ======================================================================== */
+/* Recovery                                                                 */
+/* ======================================================================== */
+
+/* Index entries produced by a scan, written in chunks. */
+struct rebuild_ctx {
+	struct partition *p;      /* partition being indexed */
+	uint64_t seg;             /* segment being scanned */
+	uint64_t interval;        /* index interval bytes */
+	uint64_t last_pos;        /* position of the last entry in seg */
+	bool have_last;           /* an entry exists in seg */
+	int64_t running_max;      /* max timestamp before the current batch */
+	bool write;               /* write entries to LMDB */
+	struct index_entry ie[256]; /* pending entries */
+	struct time_entry te[256];
+	size_t n;                 /* pending count */
+	uint64_t written;         /* entries written in all */
+	int rc;                   /* first index write error */
+};
+
+static void rebuild_flush(struct rebuild_ctx *c)
+{
+	if (c->n && c->write) {
+		int rc = index_write(pix(c->p), ptid(c->p), c->p->id, c->ie,
+				     c->n, c->te, c->n, NULL, 0);
+		if (rc && !c->rc)
+			c->rc = rc;
+		else
+			c->written += c->n;
+	}
+	c->n = 0;
+}
+
+static int rebuild_batch(void *arg, uint64_t pos, const uint8_t *batch,
+			 const struct batch_hdr *h)
+{
+	struct rebuild_ctx *c = arg;
+
+	MQ_UNUSED(batch);
+	if (!c->have_last || pos - c->last_pos >= c->interval) {
+		c->ie[c->n] = (struct index_entry){ h->base_offset, c->seg, pos };
+		c->te[c->n] = (struct time_entry){ c->running_max,
+						   h->base_offset, c->seg, pos };
+		if (++c->n == 256)
+			rebuild_flush(c);
+		c->last_pos = pos;
+		c->have_last = true;
+	}
+	if (h->max_timestamp > c->running_max)
+		c->running_max = h->max_timestamp;
+	return 0;
+}
+
+/*
+ * Store a recovered position.  Other processes may be reading the state
+ * (repair after a dead owner), so the published fields change inside the
+ * sequence lock; the rest are only read under the append lock.
+ */
+static void set_state(struct pstate *st, uint64_t seg_base, uint64_t seg_end,
+		      uint64_t end, uint64_t start, uint64_t durable,
+		      int64_t max_ts, int64_t seg_max_ts, uint64_t last_index)
+{
+	state_publish_begin(st);
+	MQ_STORE_RELAXED(&st->seg_base, seg_base);
+	MQ_STORE_RELAXED(&st->seg_end_pos, seg_end);
+	MQ_STORE_RELAXED(&st->end_offset, end);
+	MQ_STORE_RELAXED(&st->start_offset, start);
+	state_publish_end(st);
+	if (MQ_LOAD(&st->durable_offset) < durable ||
+	    MQ_LOAD(&st->durable_offset) > end)
+		MQ_STORE(&st->durable_offset, durable < end ? durable : end);
+	st->max_ts = max_ts;
+	st->seg_max_ts = seg_max_ts;
+	st->last_index_pos = last_index;
+}
+
+/* Outcome of recovering one partition. */
+struct recover_out {
+	uint64_t truncated;   /* bytes cut from the tail */
+	uint64_t entries;     /* index entries written */
+};
+
+/*
+ * Index a sealed segment fully (when its summary is missing from LMDB) and
+ * record its summary.  Corruption inside it is not repaired here: indexing
+ * stops at the damage and readers report it when they get there.
+ */
+static int index_sealed(struct partition *p, uint64_t base, uint64_t next_base,
+			struct rebuild_ctx *c)
+{
+	char path[MQ_PATH_MAX];
+	struct segmap m;
+	struct scan_result res;
+	int rc;
+
+	partition_seg_path(p, base, path);
+	rc = segmap_open(&m, path, 0);
+	if (rc)
+		return rc;
+	c->seg = base;
+	c->have_last = false;
+	segment_scan(m.base, 0, m.file_size, base, false, c->running_max,
+		     rebuild_batch, c, &res);
+	rebuild_flush(c);
+	segmap_close(&m);
+	if (res.stop_rc == 0 && res.next_offset == next_base && c->write) {
+		struct seg_meta sm = { base, res.valid_end, res.next_offset,
+				       res.seg_max_ts };
+		rc = index_write(pix(p), ptid(p), p->id, NULL, 0, NULL, 0, &sm,
+				 1);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Rebuild the partition's view of itself from its segment files: find the
+ * active segment, scan its tail from the last trustworthy index entry,
+ * truncate an invalid tail (when @modify), catch the index up, and fill the
+ * state.  With @full the derived index is cleared and rebuilt from every
+ * segment.  Caller holds the append lock or the state file's OFD lock, or
+ * owns a private state.
+ */
+static int recover_locked(struct partition *p, bool modify, bool full,
+			  struct recover_out *out)
+{
+	struct pstate *st = p->st;
+	struct index_entry e;
+	struct time_entry te;
+	struct part_meta pm = { 0 };
+	char path[MQ_PATH_MAX];
+	struct segmap m = { .fd = -1 };
+	struct scan_result res;
+	struct rebuild_ctx *c = NULL;
+	uint64_t start_pos = 0, start_off, last, log_start;
+	int64_t running = INT64_MIN;
+	int rc, fd = -1;
+
+	memset(out, 0, sizeof *out);
+	rc = index_part_get(pix(p), ptid(p), p->id, &pm);
+	if (rc && rc != MQLOG_ENOENT)
+		return rc;
+	log_start = rc == MQLOG_ENOENT ? 0 : pm.log_start;
+
+	pthread_mutex_lock(&p->mu);
+	rc = refresh_segments_locked(p);
+	pthread_mutex_unlock(&p->mu);
+	if (rc)
+		return rc;
+
+	if (p->nbases == 0) {
+		/* A new partition (or one whose files were all removed):
+		 * start an empty segment at the log start. */
+		if (modify) {
+			partition_seg_path(p, log_start, path);
+			fd = io_open(path, O_RDWR | O_CREAT, 0644);
+			if (fd < 0)
+				return mq_err(fd, "%s: create", path);
+			io_close(fd);
+			fd = -1;
+			rc = io_fsync_dir(p->dir);
+			if (rc)
+				return mq_err(rc, "%s: fsync", p->dir);
+			pthread_mutex_lock(&p->mu);
+			rc = add_base_locked(p, log_start);
+			pthread_mutex_unlock(&p->mu);
+			if (rc)
+				return rc;
+		}
+		set_state(st, log_start, 0, log_start, log_start, log_start,
+			  INT64_MIN, INT64_MIN, 0);
+		return 0;
+	}
+
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return mq_err(MQLOG_ENOMEM, "%s", p->dir);
+	c->p = p;
+	c->interval = pcfg(p)->index_interval_bytes;
+	c->write = modify;
+	c->running_max = INT64_MIN;
+
+	last = p->bases[p->nbases - 1];
+	start_off = last;
+
+	if (full && modify) {
+		rc = index_clear(pix(p), ptid(p), p->id);
+		if (rc)
+			goto out;
+	}
+	/* Sealed segments whose summary is missing get indexed; with @full
+	 * that is all of them. */
+	for (size_t i = 0; i + 1 < p->nbases; i++) {
+		struct seg_meta sm;
+		uint64_t b = p->bases[i];
+		if (!full && index_seg_get(pix(p), ptid(p), p->id, b, &sm) == 0) {
+			if (sm.max_ts > c->running_max)
+				c->running_max = sm.max_ts;
+			continue;
+		}
+		rc = index_sealed(p, b, p->bases[i + 1], c);
+		if (rc)
+			goto out;
+		if (c->rc) {
+			rc = c->rc;
+			goto out;
+		}
+	}
+	running = c->running_max;
+
+	partition_seg_path(p, last, path);
+	rc = segmap_open(&m, path, 0);
+	if (rc)
+		goto out;
+
+	/* Start at the last index entry of the active segment when the log
+	 * confirms it: a batch with that base offset at that position. */
+	if (!full && index_floor_offset(pix(p), ptid(p), p->id, UINT64_MAX, &e) ==
+			     0 &&
+	    e.seg_base == last && e.pos < m.file_size) {
+		struct batch_hdr h;
+		const char *why;
+		if (batch_check_header(m.base + e.pos,
+				       (size_t)(m.file_size - e.pos), &h,
+				       &why) == 0 &&
+		    h.base_offset == e.offset &&
+		    index_floor_time(pix(p), ptid(p), p->id, INT64_MAX, &te) ==
+			    0 &&
+		    te.offset == e.offset) {
+			start_pos = e.pos;
+			start_off = e.offset;
+			running = te.ts;
+			/* Entries at and after it are rewritten by the scan. */
+		} else if (modify) {
+			/* The index disagrees with the log: it is derived,
+			 * so throw it away and rebuild it whole. */
+			segmap_close(&m);
+			free(c);
+			return recover_locked(p, modify, true, out);
+		}
+	}
+
+	c->seg = last;
+	c->have_last = false;
+	c->running_max = running;
+	segment_scan(m.base, start_pos, m.file_size, start_off, true, running,
+		     rebuild_batch, c, &res);
+	rebuild_flush(c);
+	if (c->rc) {
+		rc = c->rc;
+		goto out;
+	}
+	out->entries = c->written;
+
+	if (res.valid_end < m.file_size && modify) {
+		/* A torn or corrupt tail of the active segment: everything
+		 * from the first invalid batch on was never acknowledged as
+		 * durable (or is damaged), so cut it. */
+		fd = io_open(path, O_RDWR, 0);
+		if (fd < 0) {
+			rc = mq_err(fd, "%s", path);
+			goto out;
+		}
+		rc = io_ftruncate(fd, res.valid_end);
+		if (!rc)
+			rc = io_fdatasync(fd);
+		if (rc) {
+			rc = mq_err(rc, "%s: truncate torn tail at byte %llu",
+				    path, (unsigned long long)res.valid_end);
+			goto out;
+		}
+		out->truncated = m.file_size - res.valid_end;
+	}
+	if (modify) {
+		rc = index_truncate(pix(p), ptid(p), p->id, res.next_offset);
+		if (rc)
+			goto out;
+		if (fd < 0) {
+			fd = io_open(path, O_RDWR, 0);
+			if (fd < 0) {
+				rc = mq_err(fd, "%s", path);
+				goto out;
+			}
+			/* What a dead process left in the page cache becomes
+			 * durable here, so durable_offset can start at the
+			 * end. */
+			rc = io_fdatasync(fd);
+			if (rc) {
+				rc = mq_err(rc, "%s: fdatasync", path);
+				goto out;
+			}
+		}
+	}
+
+	uint64_t so = log_start > p->bases[0] ? log_start : p->bases[0];
+	if (so > res.next_offset)
+		so = res.next_offset;
+	int64_t segmax = res.seg_max_ts;
+	if (start_pos != 0 && running > segmax)
+		segmax = running; /* an upper bound is safe for retention */
+	set_state(st, last, res.valid_end, res.next_offset, so,
+		  modify ? res.next_offset : 0, res.max_ts, segmax,
+		  c->have_last ? c->last_pos : start_pos);
+	rc = 0;
+out:
+	if (fd >= 0)
+		io_close(fd);
+	segmap_close(&m);
+	free(c);
+	if (rc)
+		mq_err_wrap(rc, "recover %s", p->dir);
+	return rc;
+}
+
+/* ======================================================================== */
+/* Append lock                                                              */
+/* ======================================================================== */
+
+static void close_active(struct partition *p)
+{
+	if (p->active_fd >= 0)
+		io_close(p->active_fd);
+	p->active_fd = -1;
+}
+
+/*
+ * Take the append lock.  When its previous owner died inside an append,
+ * repair the tail from the log before anyone goes on.
+ */
+static int lock_append(struct partition *p)
+{
+	int rc = pthread_mutex_lock(&p->st->append_lock);
+
+	if (MQ_LIKELY(rc == 0))
+		return 0;
+	if (rc == EOWNERDEAD) {
+		struct recover_out ro;
+		/* This process's fds may point at files the dead owner
+		 * created or truncated: reopen them after the repair. */
+		close_active(p);
+		int r = recover_locked(p, true, false, &ro);
+		if (r)
+			MQ_STORE(&p->st->failed, 1u);
+		state_wake(p->st);
+		pthread_mutex_consistent(&p->st->append_lock);
+		return 0;
+	}
+	return mq_err(-rc, "%s: append lock", p->dir);
+}
+
+static void unlock_append(struct partition *p)
+{
+	pthread_mutex_unlock(&p->st->append_lock);
+}
+
+/* Make p->active_fd the active segment of the shared state; append lock held. */
+static int ensure_active(struct partition *p)
+{
+	char path[MQ_PATH_MAX];
+	uint64_t base = p->st->seg_base;
+	int fd;
+
+	if (p->active_fd >= 0 && p->active_base == base)
+		return 0;
+	close_active(p);
+	partition_seg_path(p, base, path);
+	fd = io_open(path, O_RDWR, 0);
+	if (fd < 0)
+		return mq_err(fd, "%s", path);
+	p->active_fd = fd;
+	p->active_base = base;
+	pthread_mutex_lock(&p->mu);
+	int rc = add_base_locked(p, base);
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+static void fail_stop(struct partition *p)
+{
+	MQ_STORE(&p->st->failed, 1u);
+}
+
+/*
+ * Roll to a new segment at the current end.  Append lock held.  The old
+ * segment is synced first so that a sealed segment is always durable
+ * whole, and the new file's directory entry is synced before any record
+ * goes into it.
+ */
+static int roll(struct partition *p)
+{
+	struct pstate *st = p->st;
+	char path[MQ_PATH_MAX];
+	uint64_t nb = st->end_offset;
+	int rc, fd;
+
+	rc = io_fdatasync(p->active_fd);
+	if (rc) {
+		fail_stop(p);
+		partition_seg_path(p, p->active_base, path);
+		return mq_err(rc, "%s: fdatasync before roll", path);
+	}
+	partition_seg_path(p, nb, path);
+	/* A file with this name can only be left by a roll that died before
+	 * publishing it: it holds nothing acknowledged. */
+	fd = io_open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return mq_err(fd, "%s: create segment", path);
+	rc = io_fsync_dir(p->dir);
+	if (rc) {
+		io_close(fd);
+		fail_stop(p);
+		return mq_err(rc, "%s: fsync directory", p->dir);
+	}
+	pthread_mutex_lock(&p->mu);
+	if (p->nsbuf < 4)
+		p->sbuf[p->nsbuf++] = (struct seg_meta){
+			p->active_base, st->seg_end_pos, st->end_offset,
+			st->seg_max_ts };
+	rc = add_base_locked(p, nb);
+	pthread_mutex_unlock(&p->mu);
+	if (rc) {
+		io_close(fd);
+		return rc;
+	}
+	close_active(p);
+	p->active_fd = fd;
+	p->active_base = nb;
+
+	state_publish_begin(st);
+	MQ_STORE_RELAXED(&st->seg_base, nb);
+	MQ_STORE_RELAXED(&st->seg_end_pos, 0);
+	state_publish_end(st);
+	/* Everything before the new segment was synced above. */
+	if (MQ_LOAD(&st->durable_offset) < nb)
+		MQ_STORE(&st->durable_offset, nb);
+	st->seg_max_ts = INT64_MIN;
+	st->last_index_pos = 0;
+	return 0;
+}
+
+/* ======================================================================== */
+/* Sync (group commit)                                                      */
+/* ======================================================================== */
+
+static int sync_to(struct partition *p, uint64_t target)
+{
+	struct pstate *st = p->st;
+	struct pview v;
+	char path[MQ_PATH_MAX];
+	int rc, fd;
+
+	if (MQ_LOAD(&st->durable_offset) >= target)
+		return 0;
+	rc = pthread_mutex_lock(&st->sync_lock);
+	if (rc == EOWNERDEAD) {
+		/* The dead syncer left nothing half-done: durable_offset
+		 * only ever moves after a completed fdatasync. */
+		pthread_mutex_consistent(&st->sync_lock);
+	} else if (rc) {
+		return mq_err(-rc, "%s: sync lock", p->dir);
+	}
+	if (MQ_LOAD(&st->durable_offset) >= target) {
+		pthread_mutex_unlock(&st->sync_lock);
+		return 0;
+	}
+	if (MQ_LOAD(&st->failed)) {
+		pthread_mutex_unlock(&st->sync_lock);
+		return mq_err(MQLOG_EFAILED, "%s", p->dir);
+	}
+	state_read_view(st, &v);
+	partition_seg_path(p, v.seg_base, path);
+	/* Our own descriptor: the active one may be closed by a roll in
+	 * another thread while we sleep in fdatasync. */
+	fd = io_open(path, O_RDONLY, 0);
+	if (fd < 0) {
+		pthread_mutex_unlock(&st->sync_lock);
+		return mq_err(fd, "%s", path);
+	}
+	rc = io_fdatasync(fd);
+	io_close(fd);
+	if (rc) {
+		fail_stop(p);
+		pthread_mutex_unlock(&st->sync_lock);
+		return mq_err(rc, "%s: fdatasync (partition is now fail-stopped)",
+			      path);
+	}
+	if (MQ_LOAD(&st->durable_offset) < v.end_offset)
+		MQ_STORE(&st->durable_offset, v.end_offset);
+	pthread_mutex_unlock(&st->sync_lock);
+	pthread_mutex_lock(&p->mu);
+	p->last_sync_ms = mq_now_ms();
+	p->dirty = MQ_LOAD(&st->end_offset) > v.end_offset;
+	pthread_mutex_unlock(&p->mu);
+	if (v.end_offset < target)
+		return sync_to(p, target);
+	return 0;
+}
+
+int partition_sync(struct partition *p)
+{
+	struct pview v;
+	int rc;
+
+	if (p->st_private)
+		return 0;
+	state_read_view(p->st, &v);
+	rc = sync_to(p, v.end_offset);
+	int r2 = partition_flush_index(p);
+	return rc ? rc : r2;
+}
+
+/* ======================================================================== */
+/* Append                                                                   */
+/* ======================================================================== */
+
+int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
+		     int sync, uint64_t *base_out)
+{
+	const mqlog_topic_config *cfg = pcfg(p);
+	struct pstate *st = p->st;
+	size_t size;
+	uint8_t *buf;
+	uint64_t base, pos;
+	bool flush = false;
+	int rc;
+
+	if (p->t->db->rdonly || p->st_private)
+		return mq_err(MQLOG_ERDONLY, "%s: opened read-only", p->dir);
+	if (sync == MQLOG_SYNC_DEFAULT)
+		sync = cfg->sync;
+	if (sync < MQLOG_SYNC_NONE || sync > MQLOG_SYNC_ALWAYS)
+		return mq_err(MQLOG_EINVAL, "append: sync policy %d", sync);
+	rc = batch_encoded_size(msgs, n, cfg->max_record_bytes, &size);
+	if (rc)
+		return mq_err_wrap(rc, "%s", p->dir);
+	buf = encbuf_get(size);
+	if (!buf)
+		return mq_err(MQLOG_ENOMEM, "%s: batch buffer of %zu bytes",
+			      p->dir, size);
+	batch_encode(buf, size, msgs, n, mq_now_ms());
+
+	rc = lock_append(p);
+	if (rc)
+		return rc;
+	if (MQ_UNLIKELY(MQ_LOAD_RELAXED(&st->deleted))) {
+		rc = mq_err(MQLOG_EDELETED, "%s", p->dir);
+		goto unlock;
+	}
+	if (MQ_UNLIKELY(MQ_LOAD_RELAXED(&st->failed))) {
+		rc = mq_err(MQLOG_EFAILED, "%s", p->dir);
+		goto unlock;
+	}
+	rc = ensure_active(p);
+	if (rc)
+		goto unlock;
+	if (st->seg_end_pos > 0 && st->seg_end_pos + size > cfg->segment_bytes) {
+		rc = roll(p);
+		if (rc)
+			goto unlock;
+		flush = true;
+	}
+	base = st->end_offset;
+	pos = st->seg_end_pos;
+	batch_seal(buf, base);
+	rc = io_pwrite_all(p->active_fd, buf, size, pos);
+	if (MQ_UNLIKELY(rc)) {
+		char path[MQ_PATH_MAX];
+		partition_seg_path(p, p->active_base, path);
+		/* Take back whatever part of the batch reached the file, so
+		 * the next batch starts at the published end. */
+		if (io_ftruncate(p->active_fd, pos) != 0)
+			fail_stop(p);
+		rc = mq_err(rc, "%s: write %zu bytes at byte %llu", path, size,
+			    (unsigned long long)pos);
+		goto unlock;
+	}
+
+	int64_t bmax = (int64_t)mq_ld64(buf + 48); /* max_timestamp */
+	if (pos == 0 || pos - st->last_index_pos >= cfg->index_interval_bytes) {
+		flush |= buffer_entry(p, base, p->active_base, pos, st->max_ts);
+		st->last_index_pos = pos;
+	}
+	if (bmax > st->max_ts)
+		st->max_ts = bmax;
+	if (bmax > st->seg_max_ts)
+		st->seg_max_ts = bmax;
+
+	state_publish_begin(st);
+	MQ_STORE_RELAXED(&st->seg_end_pos, pos + size);
+	MQ_STORE_RELAXED(&st->end_offset, base + n);
+	state_publish_end(st);
+	st->appends++;
+	state_wake(st);
+	unlock_append(p);
+
+	if (flush)
+		(void)partition_flush_index(p);
+	if (base_out)
+		*base_out = base;
+	if (sync == MQLOG_SYNC_ALWAYS) {
+		rc = sync_to(p, base + n);
+		if (rc)
+			return rc;
+	} else {
+		pthread_mutex_lock(&p->mu);
+		p->dirty = true;
+		if (sync == MQLOG_SYNC_INTERVAL)
+			p->interval = true;
+		pthread_mutex_unlock(&p->mu);
+		if (sync == MQLOG_SYNC_INTERVAL || cfg->sync == MQLOG_SYNC_INTERVAL)
+			mq_db_start_flusher(p->t->db);
+	}
+	return 0;
+
+unlock:
+	unlock_append(p);
+	return rc;
+}
+
+/* ======================================================================== */
+/* Open / close                                                             */
+/* ======================================================================== */
+
+static int ofd_state_lock(int fd, short type)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof fl);
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	for (;;) {
+		if (fcntl(fd, F_OFD_SETLKW, &fl) == 0)
+			return 0;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static bool state_current(const struct pstate *st, uint64_t epoch)
+{
+	return epoch != 0 && MQ_LOAD(&st->magic) == PSTATE_MAGIC &&
+	       st->version == PSTATE_VERSION && MQ_LOAD(&st->epoch) == epoch;
+}
+
+/* A read-only view from the files, for a directory no writer has open. */
+static int open_private(struct partition *p)
+{
+	struct recover_out ro;
+
+	p->st = calloc(1, sizeof *p->st);
+	if (!p->st)
+		return mq_err(MQLOG_ENOMEM, "%s", p->dir);
+	p->st_private = true;
+	return recover_locked(p, false, false, &ro);
+}
+
+static int open_shared(struct partition *p)
+{
+	struct mqlog *db = p->t->db;
+	char path[MQ_PATH_MAX];
+	uint64_t size;
+	void *map;
+	int rc, fd;
+
+	snprintf(path, sizeof path, "%s/state", p->dir);
+	if (db->rdonly || db->epoch == 0) {
+		fd = io_open(path, O_RDONLY, 0);
+		if (fd < 0)
+			return open_private(p);
+		if (io_file_size(fd, &size) != 0 || size < sizeof(struct pstate)) {
+			io_close(fd);
+			return open_private(p);
+		}
+		map = mmap(NULL, PSTATE_FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED) {
+			io_close(fd);
+			return open_private(p);
+		}
+		if (!state_current(map, db->epoch)) {
+			munmap(map, PSTATE_FILE_SIZE);
+			io_close(fd);
+			return open_private(p);
+		}
+		p->st = map;
+		p->state_fd = fd;
+		return 0;
+	}
+
+	fd = io_open(path, O_RDWR | O_CREAT, 0644);
+	if (fd < 0)
+		return mq_err(fd, "%s", path);
+	rc = io_file_size(fd, &size);
+	if (!rc && size < PSTATE_FILE_SIZE)
+		rc = io_ftruncate(fd, PSTATE_FILE_SIZE);
+	if (rc) {
+		io_close(fd);
+		return mq_err(rc, "%s: size", path);
+	}
+	map = mmap(NULL, PSTATE_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   fd, 0);
+	if (map == MAP_FAILED) {
+		rc = -errno;
+		io_close(fd);
+		return mq_err(rc, "%s: mmap", path);
+	}
+	p->st = map;
+	p->state_fd = fd;
+	if (state_current(p->st, db->epoch))
+		return 0;
+
+	/* First user of this partition in this epoch: rebuild the state from
+	 * the log, under the file's OFD lock so that processes starting
+	 * together do it once. */
+	rc = ofd_state_lock(fd, F_WRLCK);
+	if (rc)
+		return mq_err(rc, "%s: lock", path);
+	if (!state_current(p->st, db->epoch)) {
+		struct recover_out ro;
+		struct pstate *st = p->st;
+		memset(st, 0, sizeof *st);
+		rc = recover_locked(p, true, false, &ro);
+		if (!rc)
+			rc = state_init_locks(st);
+		if (!rc) {
+			st->version = PSTATE_VERSION;
+			st->epoch = db->epoch;
+			MQ_STORE(&st->magic, PSTATE_MAGIC);
+		}
+	}
+	(void)ofd_state_lock(fd, F_UNLCK);
+	return rc;
+}
+
+int partition_open(struct mqlog_topic *t, uint32_t id, struct partition **out)
+{
+	struct partition *p = calloc(1, sizeof *p);
+	int rc;
+
+	if (!p)
+		return mq_err(MQLOG_ENOMEM, "%s/%u", t->dir, id);
+	p->t = t;
+	p->id = id;
+	p->state_fd = -1;
+	p->active_fd = -1;
+	pthread_mutex_init(&p->mu, NULL);
+	if (asprintf(&p->dir, "%s/%u", t->dir, id) < 0) {
+		p->dir = NULL;
+		rc = mq_err(MQLOG_ENOMEM, "%s/%u", t->dir, id);
+		goto fail;
+	}
+	if (!t->db->rdonly && io_mkdir(p->dir, 0755) == 0)
+		(void)io_fsync_dir(t->dir);
+	rc = open_shared(p);
+	if (rc)
+		goto fail;
+	*out = p;
+	return 0;
+fail:
+	partition_close(p);
+	return rc;
+}
+
+void partition_close(struct partition *p)
+{
+	if (!p)
+		return;
+	if (p->st && !p->st_private)
+		(void)partition_flush_index(p);
+	close_active(p);
+	if (p->st) {
+		if (p->st_private)
+			free(p->st);
+		else
+			munmap(p->st, PSTATE_FILE_SIZE);
+	}
+	if (p->state_fd >= 0)
+		io_close(p->state_fd);
+	pthread_mutex_destroy(&p->mu);
+	free(p->bases);
+	free(p->dir);
+	free(p);
+}
+
+/* ======================================================================== */
+/* Rebuild and info                                                         */
+/* ======================================================================== */
+
+int partition_rebuild_index(struct partition *p, uint64_t *entries,
+			    uint64_t *truncated)
+{
+	struct recover_out ro;
+	int rc;
+
+	if (p->t->db->rdonly || p->st_private)
+		return mq_err(MQLOG_ERDONLY, "%s: opened read-only", p->dir);
+	rc = lock_append(p);
+	if (rc)
+		return rc;
+	/* Flush this process's buffered entries first: the rebuild replaces
+	 * them anyway, and they must not land after it. */
+	pthread_mutex_lock(&p->mu);
+	p->nibuf = 0;
+	p->nsbuf = 0;
+	pthread_mutex_unlock(&p->mu);
+	close_active(p);
+	rc = recover_locked(p, true, true, &ro);
+	state_wake(p->st);
+	unlock_append(p);
+	if (entries)
+		*entries = ro.entries;
+	if (truncated)
+		*truncated = ro.truncated;
+	return rc;
+}
+
+void partition_info_fill(struct partition *p, mqlog_partition_info *info)
+{
+	struct pview v;
+	char path[MQ_PATH_MAX];
+	uint64_t bytes = 0;
+
+	state_read_view(p->st, &v);
+	memset(info, 0, sizeof *info);
+	info->start_offset = v.start_offset;
+	info->end_offset = v.end_offset;
+	info->durable_offset = MQ_LOAD(&p->st->durable_offset);
+	info->active_base = v.seg_base;
+	info->failed = MQ_LOAD(&p->st->failed) ? 1 : 0;
+	pthread_mutex_lock(&p->mu);
+	(void)refresh_segments_locked(p);
+	info->segments = p->nbases;
+	for (size_t i = 0; i < p->nbases; i++) {
+		if (p->bases[i] == v.seg_base) {
+			bytes += v.seg_end_pos;
+			continue;
+		}
+		partition_seg_path(p, p->bases[i], path);
+		int fd = io_open(path, O_RDONLY, 0);
+		uint64_t sz = 0;
+		if (fd >= 0) {
+			if (io_file_size(fd, &sz) == 0)
+				bytes += sz;
+			io_close(fd);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	info->bytes = bytes;
+}

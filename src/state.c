@@ -1,0 +1,109 @@
+/*
+ * state.c - the shared partition state: robust process-shared locks, the
+ * sequence lock that publishes the log position, and the futex wake-up word.
+ *
+ * The state lives in a MAP_SHARED mapping of DIR/topics/T/P/state.  The
+ * locks are PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST: when a process
+ * dies holding one, the next locker gets EOWNERDEAD and repairs the
+ * partition (partition.c) before marking the mutex consistent.  The futex
+ * word is waited on without FUTEX_PRIVATE_FLAG so that a wake in one process
+ * reaches waiters in another.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int state_init_locks(struct pstate *st)
+{
+	pthread_mutexattr_t a;
+	int rc;
+
+	rc = pthread_mutexattr_init(&a);
+	if (rc)
+		return -rc;
+	rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	if (!rc)
+		rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	if (!rc)
+		rc = pthread_mutex_init(&st->append_lock, &a);
+	if (!rc)
+		rc = pthread_mutex_init(&st->sync_lock, &a);
+	pthread_mutexattr_destroy(&a);
+	return -rc;
+}
+
+/*
+ * Readers take no lock: they retry while a publish is in progress (odd
+ * sequence) or happened while they read.  Fields are read with relaxed
+ * atomics so that the race is defined behaviour.
+ */
+void state_read_view(const struct pstate *st, struct pview *v)
+{
+	uint32_t s1, s2;
+
+	for (;;) {
+		s1 = __atomic_load_n(&st->seq, __ATOMIC_ACQUIRE);
+		if (s1 & 1) {
+			__builtin_ia32_pause();
+			continue;
+		}
+		v->seg_base = MQ_LOAD_RELAXED(&st->seg_base);
+		v->seg_end_pos = MQ_LOAD_RELAXED(&st->seg_end_pos);
+		v->end_offset = MQ_LOAD_RELAXED(&st->end_offset);
+		v->start_offset = MQ_LOAD_RELAXED(&st->start_offset);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&st->seq, __ATOMIC_RELAXED);
+		if (s1 == s2)
+			return;
+	}
+}
+
+void state_publish_begin(struct pstate *st)
+{
+	uint32_t s = MQ_LOAD_RELAXED(&st->seq);
+
+	MQ_STORE_RELAXED(&st->seq, s + 1);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+void state_publish_end(struct pstate *st)
+{
+	uint32_t s = MQ_LOAD_RELAXED(&st->seq);
+
+	MQ_STORE(&st->seq, s + 1);
+}
+
+static long futex(uint32_t *uaddr, int op, uint32_t val,
+		  const struct timespec *ts)
+{
+	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
+}
+
+void state_wake(struct pstate *st)
+{
+	__atomic_add_fetch(&st->wake, 1, __ATOMIC_RELEASE);
+	/* The syscall only when someone sleeps: appends stay syscall-free. */
+	if (__atomic_load_n(&st->waiters, __ATOMIC_SEQ_CST) > 0)
+		futex(&st->wake, FUTEX_WAKE, INT32_MAX, NULL);
+}
+
+void state_wait(struct pstate *st, uint32_t seen, int timeout_ms)
+{
+	struct timespec ts, *tsp = NULL;
+
+	if (timeout_ms >= 0) {
+		ts.tv_sec = timeout_ms / 1000;
+		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+		tsp = &ts;
+	}
+	__atomic_add_fetch(&st->waiters, 1, __ATOMIC_SEQ_CST);
+	/* FUTEX_WAIT re-checks the word atomically: a wake between our
+	 * caller's check and this call is never missed. */
+	if (__atomic_load_n(&st->wake, __ATOMIC_SEQ_CST) == seen)
+		futex(&st->wake, FUTEX_WAIT, seen, tsp);
+	__atomic_sub_fetch(&st->waiters, 1, __ATOMIC_SEQ_CST);
+}
