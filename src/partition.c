@@ -220,9 +220,15 @@ int partition_flush_index(struct partition *p)
 	struct seg_meta sm[4];
 	size_t ni, ns;
 
-	if (p->t->db->rdonly)
+	if (p->t->db->rdonly || p->st_private)
 		return 0;
 	pthread_mutex_lock(&p->mu);
+	if (MQ_LOAD(&p->st->deleted)) {
+		/* Writing would bring back keys of a deleted topic id. */
+		p->nibuf = p->nsbuf = 0;
+		pthread_mutex_unlock(&p->mu);
+		return 0;
+	}
 	ni = p->nibuf;
 	ns = p->nsbuf;
 	memcpy(ie, p->ibuf, ni * sizeof ie[0]);

@@ -30,6 +30,8 @@ struct mqlog_reader {
 	struct batch_hdr bh;     /* that batch */
 	struct batch_iter it;    /* its records */
 	uint64_t batch_pos;      /* its position */
+	uint64_t sealed_size;    /* size of the mapped segment once sealed */
+	bool sealed_known;       /* sealed_size is set */
 };
 
 static void drop_segment(struct mqlog_reader *r)
@@ -55,6 +57,7 @@ static int map_segment(struct mqlog_reader *r, uint64_t base)
 	}
 	r->seg = base;
 	r->have_seg = true;
+	r->sealed_known = false;
 	return 0;
 }
 
@@ -191,12 +194,14 @@ static int load_batch(struct mqlog_reader *r)
 			drop_segment(r);
 			continue;
 		} else {
-			/* Sealed: its size is final. */
-			uint64_t sz;
-			rc = io_file_size(r->map.fd, &sz);
-			if (rc)
-				return mq_err(rc, "%s: stat", r->path);
-			limit = sz;
+			/* Sealed: its size is final, so ask for it once. */
+			if (!r->sealed_known) {
+				rc = io_file_size(r->map.fd, &r->sealed_size);
+				if (rc)
+					return mq_err(rc, "%s: stat", r->path);
+				r->sealed_known = true;
+			}
+			limit = r->sealed_size;
 		}
 		if (r->pos >= limit) {
 			if (r->seg == v.seg_base)
@@ -311,9 +316,13 @@ int mqlog_reader_read(mqlog_reader *r, mqlog_record *recs, size_t max,
 			if (r->seg != v.seg_base) {
 				/* Would the next batch be in another
 				 * segment?  Stop here if so. */
-				uint64_t sz;
-				if (io_file_size(r->map.fd, &sz) != 0 ||
-				    r->pos >= sz)
+				if (!r->sealed_known) {
+					if (io_file_size(r->map.fd,
+							 &r->sealed_size) != 0)
+						break;
+					r->sealed_known = true;
+				}
+				if (r->pos >= r->sealed_size)
 					break;
 			}
 		}

@@ -1,0 +1,1896 @@
+/*
+ * index.c - the LMDB environment of a data directory: topic metadata,
+ * partition state and the derived indexes (segment table, offset index,
+ * time index).  This is the only file that includes <lmdb.h>.
+ *
+ * One environment lives in DIR/meta.  It holds these named databases:
+ *
+ *   database      key (big-endian)               value (little-endian)
+ *   ------------  -----------------------------  --------------------------
+ *   meta          "next_topic_id"                u16 ver=1, u64 next id
+ *                 "format_version"               u16 ver=1, u64 format (1)
+ *   topics        topic name bytes (no NUL)      topic_conf_encode() output
+ *   segments      u32 tid, u32 part, u64 base    u16 ver=1, u64 size,
+ *                                                u64 end_offset, i64 max_ts
+ *   offset_index  u32 tid, u32 part, u64 offset  u16 ver=1, u64 seg_base,
+ *                                                u64 pos
+ *   time_index    u32 tid, u32 part,             u16 ver=1, u64 seg_base,
+ *                 u64 ts ^ (1 << 63), u64 offset u64 pos
+ *   partitions    u32 tid, u32 part              u16 ver=1, u64 log_start
+ *   group_offsets, group_members, producers: reserved, created empty
+ *
+ * Keys are big-endian so that LMDB's memcmp order is numeric order and a
+ * cursor walks one partition from its lowest key to its highest; every
+ * derived key starts with (topic id, partition), so "all keys of a
+ * partition" and "all keys of a topic" are contiguous ranges.  Timestamps
+ * are signed: flipping the sign bit maps INT64_MIN..INT64_MAX onto
+ * 0..UINT64_MAX in the same order.  The timestamp comes before the offset in
+ * the time_index key so that several entries may share one timestamp.
+ *
+ * Values start with a u16 version.  Versions only ever append fields: a
+ * reader takes the fields it knows and ignores the rest, and rejects a value
+ * shorter than version 1 (MQLOG_ECORRUPT).  Topic ids start at 1 and are
+ * never reused, so derived keys of a deleted topic can never be mistaken for
+ * those of a new topic with the same name.
+ *
+ * Map size.  LMDB fixes the size of its memory map; a write that does not
+ * fit fails with MDB_MAP_FULL.  We then abort the transaction, double the
+ * map and run the whole transaction again.  Another process may have grown
+ * the map: mdb_txn_begin then returns MDB_MAP_RESIZED and we adopt the new
+ * size with mdb_env_set_mapsize(env, 0).  mdb_env_set_mapsize() must not run
+ * while any transaction of this process is open, so every transaction holds
+ * ix->lock shared and a remap holds it exclusive.  No transaction or lock is
+ * held while a caller's callback runs (index_foreach_*), so callbacks may
+ * call back into this module.
+ *
+ * Durability.  The environment is opened with MDB_NOMETASYNC: a commit
+ * flushes the data pages but not the meta page, so a power cut may lose the
+ * last few transactions but never corrupts the environment.  Primary writes
+ * (topics, partitions) call mdb_env_sync(env, 1) after the commit, so they
+ * are durable when the call returns.  Derived writes are not forced: they
+ * are rebuilt from the segments.
+ *
+ * Threads and processes.  Every function below is thread-safe (MDB_NOTLS:
+ * read transactions are not tied to a thread; LMDB serialises writers,
+ * across processes too).  An index handle must not be used in a child after
+ * fork(): the child opens the directory again.
+ */
+#include "internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ======================================================================== */
+/* Constants and the handle                                                 */
+/* ======================================================================== */
+
+#define IX_DEFAULT_MAP_SIZE (64ull << 20) /* when the caller says 0 */
+#define IX_MAX_DBS	    16u	  /* named databases: ours plus room to grow */
+#define IX_MAX_READERS	    1024u /* concurrent read txns over all processes */
+#define IX_MAX_RETRIES	    64	  /* MAP_FULL / MAP_RESIZED retries per txn */
+#define IX_FORMAT_VERSION   1u	  /* layout of the databases described above */
+#define IX_VAL_VERSION	    1u	  /* version written into every value */
+#define IX_WALK_CHUNK	    256u  /* entries read per txn by index_foreach_* */
+
+/* Value sizes of version 1 (every later version is at least this long). */
+#define IX_OFF_VAL_SIZE	 18u /* ver, seg_base, pos */
+#define IX_TIME_VAL_SIZE 18u /* ver, seg_base, pos */
+#define IX_SEG_VAL_SIZE	 26u /* ver, size, end_offset, max_ts */
+#define IX_PART_VAL_SIZE 10u /* ver, log_start */
+#define IX_U64_VAL_SIZE	 10u /* ver, value (meta database) */
+
+/* Key sizes. */
+#define IX_PART_PREFIX	 8u  /* u32 tid, u32 part */
+#define IX_TOPIC_PREFIX	 4u  /* u32 tid */
+#define IX_OFF_KEY_SIZE	 16u /* tid, part, offset */
+#define IX_TIME_KEY_SIZE 24u /* tid, part, biased ts, offset */
+#define IX_SEG_KEY_SIZE	 16u /* tid, part, base */
+
+static const char IX_KEY_NEXT_ID[] = "next_topic_id";
+static const char IX_KEY_FORMAT[] = "format_version";
+
+enum ix_db {
+	DB_META,
+	DB_TOPICS,
+	DB_SEGMENTS,
+	DB_OFFSETS,
+	DB_TIMES,
+	DB_PARTS,
+	DB_GROUP_OFFSETS,
+	DB_GROUP_MEMBERS,
+	DB_PRODUCERS,
+	DB_COUNT_
+};
+
+static const char *const ix_db_names[DB_COUNT_] = {
+	[DB_META] = "meta",
+	[DB_TOPICS] = "topics",
+	[DB_SEGMENTS] = "segments",
+	[DB_OFFSETS] = "offset_index",
+	[DB_TIMES] = "time_index",
+	[DB_PARTS] = "partitions",
+	[DB_GROUP_OFFSETS] = "group_offsets",
+	[DB_GROUP_MEMBERS] = "group_members",
+	[DB_PRODUCERS] = "producers",
+};
+
+struct index {
+	MDB_env *env;		/* one per directory per process */
+	MDB_dbi dbi[DB_COUNT_]; /* named database handles, valid until close */
+	pthread_rwlock_t lock;	/* shared by txns, exclusive for a remap */
+	uint64_t map_size;	/* current map size in bytes; written only
+				 * with the lock held exclusive */
+	bool failed;		/* a remap failed: the map is gone, every
+				 * call fails until the handle is closed */
+	bool rdonly;		/* opened MDB_RDONLY: every write is refused */
+	char *dir;		/* the meta directory, for messages */
+};
+
+/* ======================================================================== */
+/* Errors                                                                   */
+/* ======================================================================== */
+
+/*
+ * Translate an LMDB return code (an MDB_* code or an errno value) into ours.
+ * MDB_NOTFOUND becomes MQLOG_ENOENT; callers that expect it handle it before
+ * coming here.
+ */
+static int ix_code(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return MQLOG_ENOENT;
+	case MDB_KEYEXIST:
+		return MQLOG_EEXIST;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_INCOMPATIBLE:
+		return MQLOG_ECORRUPT;
+	case MDB_VERSION_MISMATCH:
+		return MQLOG_EVERSION;
+	case MDB_MAP_FULL:
+		return -ENOSPC;
+	case MDB_READERS_FULL:
+	case MDB_MAP_RESIZED:
+		return MQLOG_EBUSY;
+	case MDB_TXN_FULL:
+	case MDB_CURSOR_FULL:
+	case MDB_PAGE_FULL:
+		return MQLOG_ETOOBIG;
+	case MDB_BAD_VALSIZE:
+		return MQLOG_EINVAL;
+	case MDB_PANIC:
+	case MDB_DBS_FULL:
+	case MDB_TLS_FULL:
+	case MDB_BAD_RSLOT:
+	case MDB_BAD_TXN:
+	case MDB_BAD_DBI:
+		return MQLOG_EIO;
+	default:
+		if (rc == ENOMEM)
+			return MQLOG_ENOMEM;
+		return rc > 0 ? -rc : MQLOG_EIO;
+	}
+}
+
+/*
+ * ix_fail - record "DIR/data.mdb: WHAT: LMDB message" for the LMDB code @rc
+ * and return our code.  MDB_MAP_FULL is returned unchanged (with the message
+ * set) because ix_update() retries on it; it never leaves this file.
+ */
+static int ix_fail(const struct index *ix, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int ix_fail(const struct index *ix, int rc, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	mq_err(ix_code(rc), "%s/data.mdb: %s: %s", ix->dir, what,
+	       mdb_strerror(rc));
+	return rc == MDB_MAP_FULL ? MDB_MAP_FULL : ix_code(rc);
+}
+
+/* A value read from disk that does not decode. */
+static int ix_corrupt(const struct index *ix, enum ix_db db, const char *what)
+{
+	return mq_err(MQLOG_ECORRUPT, "%s/data.mdb: %s: %s", ix->dir,
+		      ix_db_names[db], what);
+}
+
+/* ======================================================================== */
+/* Keys and values                                                          */
+/* ======================================================================== */
+
+/* Signed timestamps in unsigned key order. */
+static uint64_t ix_ts_bias(int64_t ts)
+{
+	return (uint64_t)ts ^ (UINT64_C(1) << 63);
+}
+
+static int64_t ix_ts_unbias(uint64_t v)
+{
+	return (int64_t)(v ^ (UINT64_C(1) << 63));
+}
+
+static void ix_part_key(uint8_t k[IX_PART_PREFIX], uint32_t tid, uint32_t part)
+{
+	mq_be32(k, tid);
+	mq_be32(k + 4, part);
+}
+
+/* Offset and segment keys share one shape: tid, part, u64. */
+static void ix_u64_key(uint8_t k[16], uint32_t tid, uint32_t part, uint64_t v)
+{
+	ix_part_key(k, tid, part);
+	mq_be64(k + 8, v);
+}
+
+static void ix_time_key(uint8_t k[IX_TIME_KEY_SIZE], uint32_t tid,
+			uint32_t part, int64_t ts, uint64_t offset)
+{
+	ix_part_key(k, tid, part);
+	mq_be64(k + 8, ix_ts_bias(ts));
+	mq_be64(k + 16, offset);
+}
+
+static MDB_val ix_val(void *p, size_t n)
+{
+	MDB_val v = { .mv_size = n, .mv_data = p };
+	return v;
+}
+
+/* A version-1-or-later value of at least @min bytes. */
+static bool ix_val_ok(const MDB_val *v, size_t min)
+{
+	return v->mv_size >= min && mq_ld16(v->mv_data) >= 1;
+}
+
+static bool ix_has_prefix(const MDB_val *k, const uint8_t *prefix, size_t n)
+{
+	return k->mv_size >= n && memcmp(k->mv_data, prefix, n) == 0;
+}
+
+static void ix_off_val(uint8_t v[IX_OFF_VAL_SIZE], uint64_t seg_base,
+		       uint64_t pos)
+{
+	mq_st16(v, IX_VAL_VERSION);
+	mq_st64(v + 2, seg_base);
+	mq_st64(v + 10, pos);
+}
+
+static void ix_seg_val(uint8_t v[IX_SEG_VAL_SIZE], const struct seg_meta *m)
+{
+	mq_st16(v, IX_VAL_VERSION);
+	mq_st64(v + 2, m->size);
+	mq_st64(v + 10, m->end_offset);
+	mq_st64(v + 18, (uint64_t)m->max_ts);
+}
+
+static void ix_u64_val(uint8_t v[IX_U64_VAL_SIZE], uint64_t x)
+{
+	mq_st16(v, IX_VAL_VERSION);
+	mq_st64(v + 2, x);
+}
+
+/* Decoders return false for a key or value that is not what we wrote. */
+static bool ix_dec_off(const MDB_val *k, const MDB_val *v,
+		       struct index_entry *e)
+{
+	const uint8_t *kp = k->mv_data;
+	const uint8_t *vp = v->mv_data;
+
+	if (k->mv_size != IX_OFF_KEY_SIZE || !ix_val_ok(v, IX_OFF_VAL_SIZE))
+		return false;
+	e->offset = mq_ldbe64(kp + 8);
+	e->seg_base = mq_ld64(vp + 2);
+	e->pos = mq_ld64(vp + 10);
+	return true;
+}
+
+static bool ix_dec_time(const MDB_val *k, const MDB_val *v,
+			struct time_entry *e)
+{
+	const uint8_t *kp = k->mv_data;
+	const uint8_t *vp = v->mv_data;
+
+	if (k->mv_size != IX_TIME_KEY_SIZE || !ix_val_ok(v, IX_TIME_VAL_SIZE))
+		return false;
+	e->ts = ix_ts_unbias(mq_ldbe64(kp + 8));
+	e->offset = mq_ldbe64(kp + 16);
+	e->seg_base = mq_ld64(vp + 2);
+	e->pos = mq_ld64(vp + 10);
+	return true;
+}
+
+static bool ix_dec_seg(const MDB_val *k, const MDB_val *v, struct seg_meta *m)
+{
+	const uint8_t *kp = k->mv_data;
+	const uint8_t *vp = v->mv_data;
+
+	if (k->mv_size != IX_SEG_KEY_SIZE || !ix_val_ok(v, IX_SEG_VAL_SIZE))
+		return false;
+	m->base = mq_ldbe64(kp + 8);
+	m->size = mq_ld64(vp + 2);
+	m->end_offset = mq_ld64(vp + 10);
+	m->max_ts = (int64_t)mq_ld64(vp + 18);
+	return true;
+}
+
+/* ======================================================================== */
+/* Topic configuration encoding                                             */
+/* ======================================================================== */
+
+/*
+ * The encoding of struct topic_meta, used for the topics database and for
+ * the topic.conf file of each topic directory (all little-endian):
+ *
+ *   off  size  field
+ *     0     2  version               TOPIC_CONF_VERSION (1)
+ *     2     2  length                bytes of the whole encoding
+ *     4     4  id
+ *     8     4  partitions
+ *    12     8  segment_bytes
+ *    20     4  sync                  (i32)
+ *    24     4  sync_interval_ms
+ *    28     8  retention_ms          (i64)
+ *    36     8  retention_bytes       (i64)
+ *    44     8  max_messages          (i64)
+ *    52     4  full_policy           (i32)
+ *    56     4  max_record_bytes
+ *    60     4  index_interval_bytes
+ *    64     4  checksum              CRC-32C of bytes [0, length - 4)
+ *
+ * Fields are only ever appended, before the checksum, which always sits in
+ * the last four bytes.  A decoder takes the fields that fit in length and
+ * fills the others with the defaults of mqlog_topic_config_init(), so an
+ * encoding from an older version (fewer fields) still decodes.  An encoding
+ * is rejected (MQLOG_ECORRUPT) when the buffer length differs from the
+ * length field, when the checksum does not match, or when, for a version no
+ * newer than ours, the fields do not end on a field boundary.  A newer
+ * version must carry at least our fields; the ones we do not know are
+ * ignored.
+ */
+#define TOPIC_CONF_VERSION 1u
+#define TOPIC_CONF_HDR	   4u /* version, length */
+#define TOPIC_CONF_CSUM	   4u /* trailing CRC-32C */
+
+/* Field sizes in encoding order; the running sums are the valid lengths. */
+static const uint8_t topic_conf_fields[] = { 4, 4, 8, 4, 4, 8, 8, 8, 4, 4, 4 };
+#define TOPIC_CONF_NFIELDS (sizeof topic_conf_fields)
+#define TOPIC_CONF_BODY	   60u /* sum of topic_conf_fields */
+#define TOPIC_CONF_SIZE	   (TOPIC_CONF_HDR + TOPIC_CONF_BODY + TOPIC_CONF_CSUM)
+
+_Static_assert(TOPIC_CONF_SIZE <= TOPIC_CONF_ENCODED_MAX,
+	       "topic conf encoding must fit TOPIC_CONF_ENCODED_MAX");
+
+/* CRC-32C (Castagnoli), bitwise: the encoding is 68 bytes, speed is moot. */
+static uint32_t ix_crc32c(const uint8_t *p, size_t n)
+{
+	uint32_t c = 0xFFFFFFFFu;
+	int k;
+
+	while (n--) {
+		c ^= *p++;
+		for (k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+	}
+	return ~c;
+}
+
+size_t topic_conf_encode(const struct topic_meta *m,
+			 uint8_t out[TOPIC_CONF_ENCODED_MAX])
+{
+	const mqlog_topic_config *c = &m->cfg;
+	uint8_t *p = out;
+
+	mq_st16(p, TOPIC_CONF_VERSION);
+	mq_st16(p + 2, (uint16_t)TOPIC_CONF_SIZE);
+	p += TOPIC_CONF_HDR;
+	mq_st32(p, m->id);
+	mq_st32(p + 4, c->partitions);
+	mq_st64(p + 8, c->segment_bytes);
+	mq_st32(p + 16, (uint32_t)(int32_t)c->sync);
+	mq_st32(p + 20, c->sync_interval_ms);
+	mq_st64(p + 24, (uint64_t)c->retention_ms);
+	mq_st64(p + 32, (uint64_t)c->retention_bytes);
+	mq_st64(p + 40, (uint64_t)c->max_messages);
+	mq_st32(p + 48, (uint32_t)(int32_t)c->full_policy);
+	mq_st32(p + 52, c->max_record_bytes);
+	mq_st32(p + 56, c->index_interval_bytes);
+	p += TOPIC_CONF_BODY;
+	mq_st32(p, ix_crc32c(out, (size_t)(p - out)));
+	return TOPIC_CONF_SIZE;
+}
+
+/*
+ * The decoder proper: on failure returns MQLOG_ECORRUPT with a static
+ * reason in *why and leaves *m untouched.
+ */
+static int topic_conf_parse(const void *buf, size_t len, struct topic_meta *m,
+			    const char **why)
+{
+	const uint8_t *b = buf;
+	const uint8_t *p;
+	struct topic_meta t;
+	uint16_t version, length;
+	size_t body, have, i;
+
+	if (!buf || len < TOPIC_CONF_HDR + TOPIC_CONF_CSUM) {
+		*why = "truncated";
+		return MQLOG_ECORRUPT;
+	}
+	version = mq_ld16(b);
+	length = mq_ld16(b + 2);
+	if (length != len) {
+		*why = length > len ? "truncated" : "length mismatch";
+		return MQLOG_ECORRUPT;
+	}
+	if (version == 0) {
+		*why = "bad version";
+		return MQLOG_ECORRUPT;
+	}
+	if (mq_ld32(b + len - TOPIC_CONF_CSUM) !=
+	    ix_crc32c(b, len - TOPIC_CONF_CSUM)) {
+		*why = "checksum mismatch";
+		return MQLOG_ECORRUPT;
+	}
+
+	/* Which of our fields are present: those whose end fits the body. */
+	body = len - TOPIC_CONF_HDR - TOPIC_CONF_CSUM;
+	for (i = 0, have = 0; i < TOPIC_CONF_NFIELDS; i++) {
+		if (have + topic_conf_fields[i] > body)
+			break;
+		have += topic_conf_fields[i];
+	}
+	if (i == 0 || (version <= TOPIC_CONF_VERSION && have != body) ||
+	    (version > TOPIC_CONF_VERSION && i != TOPIC_CONF_NFIELDS)) {
+		*why = "fields do not match the version";
+		return MQLOG_ECORRUPT;
+	}
+
+	memset(&t, 0, sizeof t);
+	mqlog_topic_config_init(&t.cfg);
+	p = b + TOPIC_CONF_HDR;
+	t.id = mq_ld32(p);
+	if (i > 1)
+		t.cfg.partitions = mq_ld32(p + 4);
+	if (i > 2)
+		t.cfg.segment_bytes = mq_ld64(p + 8);
+	if (i > 3)
+		t.cfg.sync = (int32_t)mq_ld32(p + 16);
+	if (i > 4)
+		t.cfg.sync_interval_ms = mq_ld32(p + 20);
+	if (i > 5)
+		t.cfg.retention_ms = (int64_t)mq_ld64(p + 24);
+	if (i > 6)
+		t.cfg.retention_bytes = (int64_t)mq_ld64(p + 32);
+	if (i > 7)
+		t.cfg.max_messages = (int64_t)mq_ld64(p + 40);
+	if (i > 8)
+		t.cfg.full_policy = (int32_t)mq_ld32(p + 48);
+	if (i > 9)
+		t.cfg.max_record_bytes = mq_ld32(p + 52);
+	if (i > 10)
+		t.cfg.index_interval_bytes = mq_ld32(p + 56);
+	*m = t;
+	return 0;
+}
+
+int topic_conf_decode(const void *buf, size_t len, struct topic_meta *m)
+{
+	const char *why = NULL;
+	int rc = topic_conf_parse(buf, len, m, &why);
+
+	if (rc)
+		return mq_err(rc, "topic config: %s", why);
+	return 0;
+}
+
+/* ======================================================================== */
+/* Locking and transactions                                                 */
+/* ======================================================================== */
+
+/*
+ * The rwlock calls can only fail on misuse (recursion, destroyed lock), so
+ * their results are asserted, not handled.
+ */
+static void ix_lock_shared(struct index *ix)
+{
+	int e = pthread_rwlock_rdlock(&ix->lock);
+	assert(e == 0);
+	MQ_UNUSED(e);
+}
+
+static void ix_lock_excl(struct index *ix)
+{
+	int e = pthread_rwlock_wrlock(&ix->lock);
+	assert(e == 0);
+	MQ_UNUSED(e);
+}
+
+static void ix_unlock(struct index *ix)
+{
+	int e = pthread_rwlock_unlock(&ix->lock);
+	assert(e == 0);
+	MQ_UNUSED(e);
+}
+
+static int ix_failed(const struct index *ix)
+{
+	return mq_err(
+		MQLOG_EIO,
+		"%s/data.mdb: map lost after a failed resize; close and reopen",
+		ix->dir);
+}
+
+/* Refresh ix->map_size from LMDB.  Call with the lock held exclusive. */
+static void ix_note_map_size(struct index *ix)
+{
+	MDB_envinfo info;
+
+	if (mdb_env_info(ix->env, &info) == MDB_SUCCESS)
+		ix->map_size = info.me_mapsize;
+}
+
+/*
+ * Remap with @size (0: adopt the size another process recorded).  Waits for
+ * every transaction of this process to end first.  When @seen is non-zero,
+ * the remap happens only if the map is still @seen bytes: several threads
+ * that hit MDB_MAP_FULL at once grow the map once, not once each.
+ */
+static int ix_remap(struct index *ix, uint64_t seen, uint64_t size)
+{
+	int rc = 0;
+
+	ix_lock_excl(ix);
+	if (ix->failed) {
+		rc = ix_failed(ix);
+		goto out;
+	}
+	if (seen && ix->map_size != seen)
+		goto out;
+	rc = mdb_env_set_mapsize(ix->env, (size_t)size);
+	if (rc) {
+		/*
+		 * LMDB unmaps before it maps again: after a failure there is
+		 * no map left, and any transaction would fault.
+		 */
+		ix->failed = true;
+		rc = ix_fail(ix, rc, "resize map to %llu bytes",
+			     (unsigned long long)size);
+		goto out;
+	}
+	ix_note_map_size(ix);
+out:
+	ix_unlock(ix);
+	return rc;
+}
+
+/* Double the map that was @seen bytes when MDB_MAP_FULL struck. */
+static int ix_grow(struct index *ix, uint64_t seen)
+{
+	if (seen > SIZE_MAX / 2)
+		return mq_err(-ENOSPC,
+			      "%s/data.mdb: map of %llu bytes cannot grow",
+			      ix->dir, (unsigned long long)seen);
+	return ix_remap(ix, seen, seen * 2);
+}
+
+/*
+ * Begin a read transaction.  On success the lock is held shared; release
+ * both with ix_read_end().
+ */
+static int ix_read_begin(struct index *ix, MDB_txn **txn)
+{
+	int rc;
+	int tries;
+
+	for (tries = 0; tries < IX_MAX_RETRIES; tries++) {
+		ix_lock_shared(ix);
+		if (ix->failed) {
+			ix_unlock(ix);
+			return ix_failed(ix);
+		}
+		rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, txn);
+		if (rc == MDB_SUCCESS)
+			return 0;
+		ix_unlock(ix);
+		if (rc != MDB_MAP_RESIZED)
+			return ix_fail(ix, rc, "begin read txn");
+		rc = ix_remap(ix, 0, 0);
+		if (rc)
+			return rc;
+	}
+	return ix_fail(ix, MDB_MAP_RESIZED, "begin read txn");
+}
+
+static void ix_read_end(struct index *ix, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	ix_unlock(ix);
+}
+
+/*
+ * The body of a write transaction.  It returns 0, MDB_MAP_FULL (the caller
+ * grows the map and runs it again; it must therefore depend only on its
+ * arguments), or one of our codes with the message set.
+ */
+typedef int (*ix_txn_fn)(struct index *ix, MDB_txn *txn, void *arg);
+
+/*
+ * ix_update - run @fn in a write transaction and commit it, growing or
+ * adopting the map and retrying the whole transaction as needed.  With
+ * @durable the environment is synced (meta page included) before return.
+ */
+static int ix_update(struct index *ix, bool durable, ix_txn_fn fn, void *arg)
+{
+	MDB_txn *txn;
+	uint64_t seen;
+	int rc;
+	int tries;
+
+	if (ix->rdonly)
+		return mq_err(MQLOG_ERDONLY, "%s: opened read-only", ix->dir);
+	for (tries = 0; tries < IX_MAX_RETRIES; tries++) {
+		ix_lock_shared(ix);
+		if (ix->failed) {
+			ix_unlock(ix);
+			return ix_failed(ix);
+		}
+		seen = ix->map_size;
+		rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+		if (rc == MDB_MAP_RESIZED) {
+			ix_unlock(ix);
+			rc = ix_remap(ix, 0, 0);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (rc) {
+			ix_unlock(ix);
+			return ix_fail(ix, rc, "begin write txn");
+		}
+		rc = fn(ix, txn, arg);
+		if (rc) {
+			mdb_txn_abort(txn);
+		} else {
+			/* Commit frees the txn on failure as well. */
+			rc = mdb_txn_commit(txn);
+			if (rc)
+				rc = ix_fail(ix, rc, "commit");
+		}
+		if (rc == 0 && durable) {
+			rc = mdb_env_sync(ix->env, 1);
+			if (rc)
+				rc = ix_fail(ix, rc, "sync");
+		}
+		ix_unlock(ix);
+		if (rc != MDB_MAP_FULL)
+			return rc;
+		rc = ix_grow(ix, seen);
+		if (rc)
+			return rc;
+	}
+	return mq_err(
+		-ENOSPC,
+		"%s/data.mdb: transaction does not fit after %d map resizes",
+		ix->dir, IX_MAX_RETRIES);
+}
+
+/* ======================================================================== */
+/* Cursor helpers                                                           */
+/* ======================================================================== */
+
+/* Decide, for a key in a deleted range, whether it stays. */
+typedef bool (*ix_keep_fn)(const MDB_val *k, const MDB_val *v, void *arg);
+
+/*
+ * Delete every key of @db that begins with the first @prefix_len bytes of
+ * @start and is >= @start, except those @keep (may be NULL) keeps.
+ */
+static int ix_range_del(struct index *ix, MDB_txn *txn, enum ix_db db,
+			const uint8_t *start, size_t start_len,
+			size_t prefix_len, ix_keep_fn keep, void *arg)
+{
+	uint8_t at[512]; /* LMDB keys are at most 511 bytes */
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	assert(start_len <= sizeof at && prefix_len <= start_len);
+	rc = mdb_cursor_open(txn, ix->dbi[db], &cur);
+	if (rc)
+		return ix_fail(ix, rc, "%s cursor", ix_db_names[db]);
+	memcpy(at, start, start_len);
+	k = ix_val(at, start_len);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == MDB_SUCCESS) {
+		if (!ix_has_prefix(&k, start, prefix_len))
+			break;
+		if (keep && keep(&k, &v, arg)) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			continue;
+		}
+		/*
+		 * After a delete, find the successor by seeking again rather
+		 * than relying on where LMDB leaves the cursor.
+		 */
+		if (k.mv_size > sizeof at)
+			return ix_corrupt(ix, db, "oversized key");
+		memcpy(at, k.mv_data, k.mv_size);
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+		k = ix_val(at, k.mv_size);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+		return ix_fail(ix, rc, "%s delete", ix_db_names[db]);
+	return 0;
+}
+
+/*
+ * Position on the largest key of @db that is <= @key (< @key when
+ * !@inclusive) and shares its first @prefix_len bytes.  Returns 0 with
+ * @k and @v pointing into the map (valid until the txn ends), MQLOG_ENOENT
+ * (no message set) when there is none, or an error.
+ */
+static int ix_floor(struct index *ix, MDB_txn *txn, enum ix_db db, uint8_t *key,
+		    size_t klen, size_t prefix_len, bool inclusive, MDB_val *k,
+		    MDB_val *v)
+{
+	MDB_cursor *cur;
+	int rc;
+
+	rc = mdb_cursor_open(txn, ix->dbi[db], &cur);
+	if (rc)
+		return ix_fail(ix, rc, "%s cursor", ix_db_names[db]);
+	*k = ix_val(key, klen);
+	rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+	if (rc == MDB_SUCCESS) {
+		/* The first key >= @key: keep it only on an exact hit. */
+		if (!(inclusive && k->mv_size == klen &&
+		      memcmp(k->mv_data, key, klen) == 0))
+			rc = mdb_cursor_get(cur, k, v, MDB_PREV);
+	} else if (rc == MDB_NOTFOUND) {
+		/* Every key is below @key: the last one is the candidate. */
+		rc = mdb_cursor_get(cur, k, v, MDB_LAST);
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		return MQLOG_ENOENT;
+	if (rc)
+		return ix_fail(ix, rc, "%s seek", ix_db_names[db]);
+	/* The step back may have left the partition: never cross it. */
+	if (!ix_has_prefix(k, key, prefix_len))
+		return MQLOG_ENOENT;
+	return 0;
+}
+
+/*
+ * The key just above @key among keys of the same length and prefix:
+ * increment the bytes after the prefix.  False when they were all 0xFF.
+ */
+static bool ix_key_next(uint8_t *key, size_t klen, size_t prefix_len)
+{
+	size_t i;
+
+	for (i = klen; i > prefix_len; i--) {
+		if (++key[i - 1] != 0)
+			return true;
+	}
+	return false;
+}
+
+/* ======================================================================== */
+/* Open and close                                                           */
+/* ======================================================================== */
+
+/* fsync a directory so that entries created in it survive a power cut. */
+static int ix_fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return mq_err(-errno, "%s: open directory", path);
+	if (fsync(fd) != 0)
+		rc = mq_err(-errno, "%s: fsync directory", path);
+	close(fd);
+	return rc;
+}
+
+/* fsync the directory that contains @path. */
+static int ix_fsync_parent(const char *path)
+{
+	char buf[4096];
+	char *slash;
+	size_t n = strlen(path);
+
+	if (n >= sizeof buf)
+		return mq_err(MQLOG_EINVAL, "%s: path too long", path);
+	memcpy(buf, path, n + 1);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	slash = strrchr(buf, '/');
+	if (!slash)
+		return ix_fsync_dir(".");
+	if (slash == buf)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return ix_fsync_dir(buf);
+}
+
+/*
+ * Open the named databases and check the format version.  In a read-write
+ * environment this runs as a write txn, which creates what is missing; in a
+ * read-only one as a read txn, committed so the handles stay open.
+ */
+static int ix_open_dbs(struct index *ix, MDB_txn *txn, void *arg)
+{
+	unsigned flags = ix->rdonly ? 0 : MDB_CREATE;
+	uint8_t val[IX_U64_VAL_SIZE];
+	MDB_val k, v;
+	uint64_t format;
+	int rc;
+	int i;
+
+	MQ_UNUSED(arg);
+	for (i = 0; i < DB_COUNT_; i++) {
+		rc = mdb_dbi_open(txn, ix_db_names[i], flags, &ix->dbi[i]);
+		if (rc == MDB_NOTFOUND) {
+			/* Only a read-only open of a never-initialised or
+			 * older environment gets here. */
+			return mq_err(
+				i == DB_META ? MQLOG_ENOENT : MQLOG_EVERSION,
+				"%s/data.mdb: database %s missing (open read-write once)",
+				ix->dir, ix_db_names[i]);
+		}
+		if (rc)
+			return ix_fail(ix, rc, "open database %s",
+				       ix_db_names[i]);
+	}
+
+	k = ix_val((void *)(uintptr_t)IX_KEY_FORMAT, sizeof IX_KEY_FORMAT - 1);
+	rc = mdb_get(txn, ix->dbi[DB_META], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		if (ix->rdonly)
+			return mq_err(
+				MQLOG_ENOENT,
+				"%s/data.mdb: not initialised (open read-write once)",
+				ix->dir);
+		ix_u64_val(val, IX_FORMAT_VERSION);
+		v = ix_val(val, sizeof val);
+		rc = mdb_put(txn, ix->dbi[DB_META], &k, &v, 0);
+		if (rc)
+			return ix_fail(ix, rc, "meta put %s", IX_KEY_FORMAT);
+		return 0;
+	}
+	if (rc)
+		return ix_fail(ix, rc, "meta get %s", IX_KEY_FORMAT);
+	if (!ix_val_ok(&v, IX_U64_VAL_SIZE))
+		return ix_corrupt(ix, DB_META, "bad format_version value");
+	format = mq_ld64((const uint8_t *)v.mv_data + 2);
+	if (format > IX_FORMAT_VERSION)
+		return mq_err(MQLOG_EVERSION,
+			      "%s/data.mdb: format %llu is newer than %u",
+			      ix->dir, (unsigned long long)format,
+			      IX_FORMAT_VERSION);
+	return 0;
+}
+
+static int ix_open_dbs_rdonly(struct index *ix)
+{
+	MDB_txn *txn;
+	int rc;
+
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	rc = ix_open_dbs(ix, txn, NULL);
+	if (rc == 0) {
+		/* Committing a read txn keeps the handles it opened. */
+		rc = mdb_txn_commit(txn);
+		if (rc)
+			rc = ix_fail(ix, rc, "open databases");
+	} else {
+		mdb_txn_abort(txn);
+	}
+	ix_unlock(ix);
+	return rc;
+}
+
+int index_open(const char *meta_dir, bool rdonly, uint64_t map_size,
+	       struct index **out)
+{
+	struct index *ix;
+	pthread_rwlockattr_t attr;
+	char file[4096];
+	struct stat st;
+	bool created_dir = false;
+	bool new_file;
+	uint64_t want = map_size ? map_size : IX_DEFAULT_MAP_SIZE;
+	unsigned flags = MDB_NOTLS | MDB_NOMETASYNC;
+	int dead = 0;
+	int rc;
+
+	if (!meta_dir || !*meta_dir || !out)
+		return mq_err(MQLOG_EINVAL,
+			      "index_open: meta_dir and out required");
+#if SIZE_MAX < UINT64_MAX
+	if (want > SIZE_MAX)
+		return mq_err(MQLOG_EINVAL, "%s: map size %llu too large",
+			      meta_dir, (unsigned long long)want);
+#endif
+	if ((size_t)snprintf(file, sizeof file, "%s/data.mdb", meta_dir) >=
+	    sizeof file)
+		return mq_err(MQLOG_EINVAL, "%s: path too long", meta_dir);
+
+	ix = calloc(1, sizeof *ix);
+	if (!ix)
+		return mq_err(MQLOG_ENOMEM, "%s: index handle", meta_dir);
+	ix->rdonly = rdonly;
+	ix->dir = strdup(meta_dir);
+	if (!ix->dir) {
+		rc = mq_err(MQLOG_ENOMEM, "%s: index handle", meta_dir);
+		goto fail_free;
+	}
+	/*
+	 * Prefer the writer: a remap waiting for the lock must not starve
+	 * behind a steady stream of lookups.  Nothing here takes the lock
+	 * recursively, which that preference would deadlock.
+	 */
+	pthread_rwlockattr_init(&attr);
+#if defined(__GLIBC__)
+	pthread_rwlockattr_setkind_np(
+		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+	rc = pthread_rwlock_init(&ix->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (rc) {
+		rc = mq_err(mq_errno_rc(rc), "%s: index lock", meta_dir);
+		goto fail_free;
+	}
+
+	if (!rdonly) {
+		if (mkdir(meta_dir, 0755) == 0)
+			created_dir = true;
+		else if (errno != EEXIST) {
+			rc = mq_err(-errno, "%s: create", meta_dir);
+			goto fail_lock;
+		}
+	}
+	new_file = stat(file, &st) != 0;
+
+	rc = mdb_env_create(&ix->env);
+	if (rc) {
+		rc = ix_fail(ix, rc, "create environment");
+		goto fail_lock;
+	}
+	rc = mdb_env_set_maxdbs(ix->env, IX_MAX_DBS);
+	if (rc == 0)
+		rc = mdb_env_set_maxreaders(ix->env, IX_MAX_READERS);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(ix->env, (size_t)want);
+	if (rc) {
+		rc = ix_fail(ix, rc, "configure environment");
+		goto fail_env;
+	}
+	if (rdonly)
+		flags |= MDB_RDONLY;
+	rc = mdb_env_open(ix->env, meta_dir, flags, 0644);
+	if (rc == ENOENT) {
+		rc = mq_err(MQLOG_ENOENT, "%s/data.mdb: open: %s", meta_dir,
+			    mdb_strerror(rc));
+		goto fail_env;
+	}
+	if (rc) {
+		rc = ix_fail(ix, rc, "open");
+		goto fail_env;
+	}
+
+	/* Readers left behind by processes that died mid-txn. */
+	rc = mdb_reader_check(ix->env, &dead);
+	if (rc) {
+		rc = ix_fail(ix, rc, "reader check");
+		goto fail_env;
+	}
+
+	/*
+	 * LMDB keeps the size we asked for, even when the map has since been
+	 * grown (by us earlier, or by another process): adopt the recorded
+	 * size, then go up to the requested one if that is larger.
+	 */
+	rc = mdb_env_set_mapsize(ix->env, 0);
+	if (rc) {
+		rc = ix_fail(ix, rc, "adopt map size");
+		goto fail_env;
+	}
+	ix_note_map_size(ix);
+	if (ix->map_size < want) {
+		rc = mdb_env_set_mapsize(ix->env, (size_t)want);
+		if (rc) {
+			rc = ix_fail(ix, rc, "set map size");
+			goto fail_env;
+		}
+		ix_note_map_size(ix);
+	}
+
+	if (rdonly)
+		rc = ix_open_dbs_rdonly(ix);
+	else
+		rc = ix_update(ix, new_file, ix_open_dbs, NULL);
+	if (rc)
+		goto fail_env;
+
+	/* A new environment is primary data too: make its names durable. */
+	if (new_file && !rdonly) {
+		rc = ix_fsync_dir(meta_dir);
+		if (rc == 0 && created_dir)
+			rc = ix_fsync_parent(meta_dir);
+		if (rc)
+			goto fail_env;
+	}
+	*out = ix;
+	return 0;
+
+fail_env:
+	mdb_env_close(ix->env);
+fail_lock:
+	pthread_rwlock_destroy(&ix->lock);
+fail_free:
+	free(ix->dir);
+	free(ix);
+	return rc;
+}
+
+void index_close(struct index *ix)
+{
+	if (!ix)
+		return;
+	/* Derived writes were committed without a meta sync: flush them so
+	 * that a clean close leaves nothing for recovery to redo. */
+	if (!ix->rdonly && !ix->failed)
+		mdb_env_sync(ix->env, 1);
+	mdb_env_close(ix->env);
+	pthread_rwlock_destroy(&ix->lock);
+	free(ix->dir);
+	free(ix);
+}
+
+/* ======================================================================== */
+/* Topics                                                                   */
+/* ======================================================================== */
+
+static int ix_check_name(const char *name)
+{
+	size_t n;
+
+	if (!name)
+		return mq_err(MQLOG_EINVAL, "topic name required");
+	n = strlen(name);
+	if (n == 0 || n > MQLOG_TOPIC_NAME_MAX)
+		return mq_err(MQLOG_EINVAL, "topic name of %zu bytes", n);
+	return 0;
+}
+
+static MDB_val ix_name_key(const char *name)
+{
+	return ix_val((void *)(uintptr_t)name, strlen(name));
+}
+
+/* Decode the topics value of @name, with a message naming it on failure. */
+static int ix_dec_topic(const struct index *ix, const char *name,
+			const MDB_val *v, struct topic_meta *m)
+{
+	const char *why = NULL;
+	int rc = topic_conf_parse(v->mv_data, v->mv_size, m, &why);
+
+	if (rc)
+		return mq_err(rc, "%s/data.mdb: topics '%s': %s", ix->dir, name,
+			      why);
+	return 0;
+}
+
+int index_topic_get(struct index *ix, const char *name, struct topic_meta *m)
+{
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	rc = ix_check_name(name);
+	if (rc)
+		return rc;
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	k = ix_name_key(name);
+	rc = mdb_get(txn, ix->dbi[DB_TOPICS], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = mq_err(MQLOG_ENOENT, "topic '%s' not found", name);
+	else if (rc)
+		rc = ix_fail(ix, rc, "topics get '%s'", name);
+	else
+		rc = ix_dec_topic(ix, name, &v, m);
+	ix_read_end(ix, txn);
+	return rc;
+}
+
+/* Read the next-topic-id counter (1 when never written). */
+static int ix_get_next_id(struct index *ix, MDB_txn *txn, uint64_t *next)
+{
+	MDB_val k, v;
+	int rc;
+
+	k = ix_val((void *)(uintptr_t)IX_KEY_NEXT_ID,
+		   sizeof IX_KEY_NEXT_ID - 1);
+	rc = mdb_get(txn, ix->dbi[DB_META], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		*next = 1;
+		return 0;
+	}
+	if (rc)
+		return ix_fail(ix, rc, "meta get %s", IX_KEY_NEXT_ID);
+	if (!ix_val_ok(&v, IX_U64_VAL_SIZE))
+		return ix_corrupt(ix, DB_META, "bad next_topic_id value");
+	*next = mq_ld64((const uint8_t *)v.mv_data + 2);
+	if (*next == 0)
+		return ix_corrupt(ix, DB_META, "next_topic_id is 0");
+	return 0;
+}
+
+static int ix_put_next_id(struct index *ix, MDB_txn *txn, uint64_t next)
+{
+	uint8_t val[IX_U64_VAL_SIZE];
+	MDB_val k, v;
+	int rc;
+
+	k = ix_val((void *)(uintptr_t)IX_KEY_NEXT_ID,
+		   sizeof IX_KEY_NEXT_ID - 1);
+	ix_u64_val(val, next);
+	v = ix_val(val, sizeof val);
+	rc = mdb_put(txn, ix->dbi[DB_META], &k, &v, 0);
+	if (rc)
+		return ix_fail(ix, rc, "meta put %s", IX_KEY_NEXT_ID);
+	return 0;
+}
+
+static int ix_put_topic(struct index *ix, MDB_txn *txn, const char *name,
+			const struct topic_meta *m)
+{
+	uint8_t buf[TOPIC_CONF_ENCODED_MAX];
+	MDB_val k, v;
+	int rc;
+
+	k = ix_name_key(name);
+	v = ix_val(buf, topic_conf_encode(m, buf));
+	rc = mdb_put(txn, ix->dbi[DB_TOPICS], &k, &v, 0);
+	if (rc)
+		return ix_fail(ix, rc, "topics put '%s'", name);
+	return 0;
+}
+
+struct ix_topic_args {
+	const char *name;	       /* topic name */
+	const mqlog_topic_config *cfg; /* create: its configuration */
+	const struct topic_meta *meta; /* put: the meta to store */
+	uint32_t id;		       /* create: id given; delete: id */
+};
+
+static int ix_topic_create_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	struct ix_topic_args *a = arg;
+	struct topic_meta m;
+	uint64_t next;
+	MDB_val k, v;
+	int rc;
+
+	k = ix_name_key(a->name);
+	rc = mdb_get(txn, ix->dbi[DB_TOPICS], &k, &v);
+	if (rc == MDB_SUCCESS)
+		return mq_err(MQLOG_EEXIST, "topic '%s' exists", a->name);
+	if (rc != MDB_NOTFOUND)
+		return ix_fail(ix, rc, "topics get '%s'", a->name);
+	rc = ix_get_next_id(ix, txn, &next);
+	if (rc)
+		return rc;
+	if (next > UINT32_MAX)
+		return mq_err(MQLOG_ERANGE, "%s/data.mdb: topic ids exhausted",
+			      ix->dir);
+	memset(&m, 0, sizeof m);
+	m.id = (uint32_t)next;
+	m.cfg = *a->cfg;
+	rc = ix_put_topic(ix, txn, a->name, &m);
+	if (rc)
+		return rc;
+	rc = ix_put_next_id(ix, txn, next + 1);
+	if (rc)
+		return rc;
+	a->id = m.id;
+	return 0;
+}
+
+int index_topic_create(struct index *ix, const char *name,
+		       const mqlog_topic_config *cfg, uint32_t *id)
+{
+	struct ix_topic_args a = { .name = name, .cfg = cfg };
+	mqlog_topic_config defaults;
+	int rc;
+
+	rc = ix_check_name(name);
+	if (rc)
+		return rc;
+	if (!cfg) {
+		mqlog_topic_config_init(&defaults);
+		a.cfg = &defaults;
+	}
+	rc = ix_update(ix, true, ix_topic_create_txn, &a);
+	if (rc == 0 && id)
+		*id = a.id;
+	return rc;
+}
+
+static int ix_topic_put_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	struct ix_topic_args *a = arg;
+	struct topic_meta old;
+	const char *why;
+	uint64_t next;
+	MDB_val k, v;
+	int rc;
+
+	k = ix_name_key(a->name);
+	rc = mdb_get(txn, ix->dbi[DB_TOPICS], &k, &v);
+	if (rc == MDB_SUCCESS) {
+		/*
+		 * An entry that does not decode is replaced: the caller holds
+		 * the topic's own copy of its meta, which is the better one.
+		 */
+		if (topic_conf_parse(v.mv_data, v.mv_size, &old, &why) == 0 &&
+		    old.id != a->meta->id)
+			return mq_err(MQLOG_EEXIST,
+				      "topic '%s' exists with id %u, not %u",
+				      a->name, old.id, a->meta->id);
+	} else if (rc != MDB_NOTFOUND) {
+		return ix_fail(ix, rc, "topics get '%s'", a->name);
+	}
+	rc = ix_put_topic(ix, txn, a->name, a->meta);
+	if (rc)
+		return rc;
+	/* Keep ids unique: the counter must stay above every id in use. */
+	rc = ix_get_next_id(ix, txn, &next);
+	if (rc)
+		return rc;
+	if (next <= a->meta->id)
+		rc = ix_put_next_id(ix, txn, (uint64_t)a->meta->id + 1);
+	return rc;
+}
+
+/*
+ * index_topic_put - store @m under @name.  Replaces an entry with the same
+ * id (or one that does not decode); MQLOG_EEXIST when @name has another id.
+ * Raises the id counter above m->id.
+ */
+int index_topic_put(struct index *ix, const char *name,
+		    const struct topic_meta *m)
+{
+	struct ix_topic_args a = { .name = name, .meta = m };
+	int rc;
+
+	rc = ix_check_name(name);
+	if (rc)
+		return rc;
+	if (!m || m->id == 0)
+		return mq_err(MQLOG_EINVAL, "topic '%s': id 0 is reserved",
+			      name);
+	return ix_update(ix, true, ix_topic_put_txn, &a);
+}
+
+static int ix_topic_delete_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	static const enum ix_db derived[] = { DB_SEGMENTS, DB_OFFSETS, DB_TIMES,
+					      DB_PARTS };
+	struct ix_topic_args *a = arg;
+	struct topic_meta m;
+	uint8_t prefix[IX_TOPIC_PREFIX];
+	MDB_val k, v;
+	size_t i;
+	int rc;
+
+	k = ix_name_key(a->name);
+	rc = mdb_get(txn, ix->dbi[DB_TOPICS], &k, &v);
+	if (rc == MDB_SUCCESS) {
+		rc = ix_dec_topic(ix, a->name, &v, &m);
+		if (rc)
+			return rc;
+		if (m.id == a->id) {
+			rc = mdb_del(txn, ix->dbi[DB_TOPICS], &k, NULL);
+			if (rc)
+				return ix_fail(ix, rc, "topics delete '%s'",
+					       a->name);
+		}
+	} else if (rc != MDB_NOTFOUND) {
+		return ix_fail(ix, rc, "topics get '%s'", a->name);
+	}
+
+	mq_be32(prefix, a->id);
+	for (i = 0; i < sizeof derived / sizeof derived[0]; i++) {
+		rc = ix_range_del(ix, txn, derived[i], prefix, sizeof prefix,
+				  sizeof prefix, NULL, NULL);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * index_topic_delete - idempotent: succeeds when the name is already gone
+ * (or belongs to another id), so that an interrupted deletion can be
+ * completed.  The id counter is not touched: ids are never reused.
+ */
+int index_topic_delete(struct index *ix, const char *name, uint32_t id)
+{
+	struct ix_topic_args a = { .name = name, .id = id };
+	int rc;
+
+	rc = ix_check_name(name);
+	if (rc)
+		return rc;
+	return ix_update(ix, true, ix_topic_delete_txn, &a);
+}
+
+/*
+ * index_topic_list - *names gets a NULL-terminated array of *count names in
+ * byte order (LMDB's key order), never NULL on success.  Release with
+ * mqlog_list_free().  Outputs are untouched on failure.
+ */
+int index_topic_list(struct index *ix, char ***names, size_t *count)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur = NULL;
+	MDB_stat st;
+	MDB_val k, v;
+	char **list = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_stat(txn, ix->dbi[DB_TOPICS], &st);
+	if (rc) {
+		rc = ix_fail(ix, rc, "topics stat");
+		goto out;
+	}
+	list = calloc(st.ms_entries + 1, sizeof *list);
+	if (!list) {
+		rc = mq_err(MQLOG_ENOMEM, "topic list of %zu", st.ms_entries);
+		goto out;
+	}
+	rc = mdb_cursor_open(txn, ix->dbi[DB_TOPICS], &cur);
+	if (rc) {
+		rc = ix_fail(ix, rc, "topics cursor");
+		goto out;
+	}
+	/* The count comes from the same snapshot, so the walk fits. */
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	     rc == MDB_SUCCESS && n < st.ms_entries;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		list[n] = strndup(k.mv_data, k.mv_size);
+		if (!list[n]) {
+			rc = mq_err(MQLOG_ENOMEM, "topic list");
+			goto out;
+		}
+		n++;
+	}
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+		rc = ix_fail(ix, rc, "topics walk");
+		goto out;
+	}
+	rc = 0;
+	*names = list;
+	*count = n;
+	list = NULL;
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	ix_read_end(ix, txn);
+	mqlog_list_free(list, n);
+	return rc;
+}
+
+void mqlog_list_free(char **names, size_t count)
+{
+	size_t i;
+
+	if (!names)
+		return;
+	for (i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* ======================================================================== */
+/* Partitions                                                               */
+/* ======================================================================== */
+
+int index_part_get(struct index *ix, uint32_t tid, uint32_t part,
+		   struct part_meta *m)
+{
+	uint8_t key[IX_PART_PREFIX];
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	ix_part_key(key, tid, part);
+	k = ix_val(key, sizeof key);
+	rc = mdb_get(txn, ix->dbi[DB_PARTS], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		rc = mq_err(MQLOG_ENOENT,
+			    "%s/data.mdb: partitions %u/%u: never written",
+			    ix->dir, tid, part);
+	} else if (rc) {
+		rc = ix_fail(ix, rc, "partitions get %u/%u", tid, part);
+	} else if (!ix_val_ok(&v, IX_PART_VAL_SIZE)) {
+		rc = ix_corrupt(ix, DB_PARTS, "bad value");
+	} else {
+		m->log_start = mq_ld64((const uint8_t *)v.mv_data + 2);
+	}
+	ix_read_end(ix, txn);
+	return rc;
+}
+
+struct ix_part_args {
+	uint32_t tid;		   /* topic id */
+	uint32_t part;		   /* partition */
+	const struct part_meta *m; /* state to store */
+};
+
+static int ix_part_put_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	const struct ix_part_args *a = arg;
+	uint8_t key[IX_PART_PREFIX];
+	uint8_t val[IX_PART_VAL_SIZE];
+	MDB_val k, v;
+	int rc;
+
+	ix_part_key(key, a->tid, a->part);
+	mq_st16(val, IX_VAL_VERSION);
+	mq_st64(val + 2, a->m->log_start);
+	k = ix_val(key, sizeof key);
+	v = ix_val(val, sizeof val);
+	rc = mdb_put(txn, ix->dbi[DB_PARTS], &k, &v, 0);
+	if (rc)
+		return ix_fail(ix, rc, "partitions put %u/%u", a->tid, a->part);
+	return 0;
+}
+
+int index_part_put(struct index *ix, uint32_t tid, uint32_t part,
+		   const struct part_meta *m)
+{
+	struct ix_part_args a = { .tid = tid, .part = part, .m = m };
+
+	return ix_update(ix, true, ix_part_put_txn, &a);
+}
+
+/* ======================================================================== */
+/* Derived entries: write, truncate, clear                                  */
+/* ======================================================================== */
+
+struct ix_write_args {
+	uint32_t tid;		      /* topic id */
+	uint32_t part;		      /* partition */
+	const struct index_entry *oe; /* offset entries */
+	size_t n_oe;		      /* number of offset entries */
+	const struct time_entry *te;  /* time entries */
+	size_t n_te;		      /* number of time entries */
+	const struct seg_meta *sm;    /* segment summaries */
+	size_t n_sm;		      /* number of segment summaries */
+	uint64_t from;		      /* truncate: first offset removed */
+};
+
+static int ix_write_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	const struct ix_write_args *a = arg;
+	uint8_t key[IX_TIME_KEY_SIZE];
+	uint8_t val[IX_SEG_VAL_SIZE];
+	MDB_val k, v;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < a->n_oe; i++) {
+		ix_u64_key(key, a->tid, a->part, a->oe[i].offset);
+		ix_off_val(val, a->oe[i].seg_base, a->oe[i].pos);
+		k = ix_val(key, IX_OFF_KEY_SIZE);
+		v = ix_val(val, IX_OFF_VAL_SIZE);
+		rc = mdb_put(txn, ix->dbi[DB_OFFSETS], &k, &v, 0);
+		if (rc)
+			return ix_fail(ix, rc, "offset_index put %u/%u@%llu",
+				       a->tid, a->part,
+				       (unsigned long long)a->oe[i].offset);
+	}
+	for (i = 0; i < a->n_te; i++) {
+		ix_time_key(key, a->tid, a->part, a->te[i].ts, a->te[i].offset);
+		ix_off_val(val, a->te[i].seg_base, a->te[i].pos);
+		k = ix_val(key, IX_TIME_KEY_SIZE);
+		v = ix_val(val, IX_TIME_VAL_SIZE);
+		rc = mdb_put(txn, ix->dbi[DB_TIMES], &k, &v, 0);
+		if (rc)
+			return ix_fail(ix, rc, "time_index put %u/%u@%llu",
+				       a->tid, a->part,
+				       (unsigned long long)a->te[i].offset);
+	}
+	for (i = 0; i < a->n_sm; i++) {
+		ix_u64_key(key, a->tid, a->part, a->sm[i].base);
+		ix_seg_val(val, &a->sm[i]);
+		k = ix_val(key, IX_SEG_KEY_SIZE);
+		v = ix_val(val, IX_SEG_VAL_SIZE);
+		rc = mdb_put(txn, ix->dbi[DB_SEGMENTS], &k, &v, 0);
+		if (rc)
+			return ix_fail(ix, rc, "segments put %u/%u@%llu",
+				       a->tid, a->part,
+				       (unsigned long long)a->sm[i].base);
+	}
+	return 0;
+}
+
+int index_write(struct index *ix, uint32_t tid, uint32_t part,
+		const struct index_entry *oe, size_t n_oe,
+		const struct time_entry *te, size_t n_te,
+		const struct seg_meta *sm, size_t n_sm)
+{
+	struct ix_write_args a = {
+		.tid = tid,
+		.part = part,
+		.oe = oe,
+		.n_oe = n_oe,
+		.te = te,
+		.n_te = n_te,
+		.sm = sm,
+		.n_sm = n_sm,
+	};
+
+	assert((oe || !n_oe) && (te || !n_te) && (sm || !n_sm));
+	if (ix->rdonly)
+		return mq_err(MQLOG_ERDONLY, "%s: opened read-only", ix->dir);
+	if (n_oe + n_te + n_sm == 0)
+		return 0;
+	return ix_update(ix, false, ix_write_txn, &a);
+}
+
+/* Truncation keeps time entries below the cut (keyed by time, not offset). */
+static bool ix_keep_time(const MDB_val *k, const MDB_val *v, void *arg)
+{
+	const uint64_t *from = arg;
+
+	MQ_UNUSED(v);
+	if (k->mv_size != IX_TIME_KEY_SIZE)
+		return false; /* not ours: derived, so drop it */
+	return mq_ldbe64((const uint8_t *)k->mv_data + 16) < *from;
+}
+
+/* ... and segment summaries that end at or below it. */
+static bool ix_keep_seg(const MDB_val *k, const MDB_val *v, void *arg)
+{
+	const uint64_t *from = arg;
+	struct seg_meta m;
+
+	if (!ix_dec_seg(k, v, &m))
+		return false;
+	return m.end_offset <= *from;
+}
+
+static int ix_truncate_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	struct ix_write_args *a = arg;
+	uint8_t key[IX_TIME_KEY_SIZE];
+	int rc;
+
+	ix_u64_key(key, a->tid, a->part, a->from);
+	rc = ix_range_del(ix, txn, DB_OFFSETS, key, IX_OFF_KEY_SIZE,
+			  IX_PART_PREFIX, NULL, NULL);
+	if (rc)
+		return rc;
+	/*
+	 * Time keys sort by timestamp first; the running maximum makes them
+	 * sort by offset too, but the log is the truth, not that invariant:
+	 * walk the whole partition.
+	 */
+	ix_part_key(key, a->tid, a->part);
+	rc = ix_range_del(ix, txn, DB_TIMES, key, IX_PART_PREFIX,
+			  IX_PART_PREFIX, ix_keep_time, &a->from);
+	if (rc)
+		return rc;
+	return ix_range_del(ix, txn, DB_SEGMENTS, key, IX_PART_PREFIX,
+			    IX_PART_PREFIX, ix_keep_seg, &a->from);
+}
+
+int index_truncate(struct index *ix, uint32_t tid, uint32_t part, uint64_t from)
+{
+	struct ix_write_args a = { .tid = tid, .part = part, .from = from };
+
+	return ix_update(ix, false, ix_truncate_txn, &a);
+}
+
+static int ix_clear_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	static const enum ix_db derived[] = { DB_OFFSETS, DB_TIMES,
+					      DB_SEGMENTS };
+	const struct ix_write_args *a = arg;
+	uint8_t key[IX_PART_PREFIX];
+	size_t i;
+	int rc;
+
+	ix_part_key(key, a->tid, a->part);
+	for (i = 0; i < sizeof derived / sizeof derived[0]; i++) {
+		rc = ix_range_del(ix, txn, derived[i], key, sizeof key,
+				  sizeof key, NULL, NULL);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int index_clear(struct index *ix, uint32_t tid, uint32_t part)
+{
+	struct ix_write_args a = { .tid = tid, .part = part };
+
+	return ix_update(ix, false, ix_clear_txn, &a);
+}
+
+/* ======================================================================== */
+/* Lookups                                                                  */
+/* ======================================================================== */
+
+int index_floor_offset(struct index *ix, uint32_t tid, uint32_t part,
+		       uint64_t offset, struct index_entry *out)
+{
+	uint8_t key[IX_OFF_KEY_SIZE];
+	struct index_entry e;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	ix_u64_key(key, tid, part, offset);
+	rc = ix_floor(ix, txn, DB_OFFSETS, key, sizeof key, IX_PART_PREFIX,
+		      true, &k, &v);
+	if (rc == MQLOG_ENOENT)
+		rc = mq_err(rc, "%s/data.mdb: offset_index %u/%u: none <= %llu",
+			    ix->dir, tid, part, (unsigned long long)offset);
+	else if (rc == 0 && !ix_dec_off(&k, &v, &e))
+		rc = ix_corrupt(ix, DB_OFFSETS, "bad entry");
+	ix_read_end(ix, txn);
+	if (rc == 0)
+		*out = e;
+	return rc;
+}
+
+int index_floor_time(struct index *ix, uint32_t tid, uint32_t part, int64_t ts,
+		     struct time_entry *out)
+{
+	uint8_t key[IX_TIME_KEY_SIZE];
+	struct time_entry e;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	/* (ts, 0) is the smallest key with timestamp ts: everything before
+	 * it in the partition has a smaller timestamp. */
+	ix_time_key(key, tid, part, ts, 0);
+	rc = ix_floor(ix, txn, DB_TIMES, key, sizeof key, IX_PART_PREFIX, false,
+		      &k, &v);
+	if (rc == MQLOG_ENOENT)
+		rc = mq_err(rc, "%s/data.mdb: time_index %u/%u: none < %lld",
+			    ix->dir, tid, part, (long long)ts);
+	else if (rc == 0 && !ix_dec_time(&k, &v, &e))
+		rc = ix_corrupt(ix, DB_TIMES, "bad entry");
+	ix_read_end(ix, txn);
+	if (rc == 0)
+		*out = e;
+	return rc;
+}
+
+int index_seg_get(struct index *ix, uint32_t tid, uint32_t part, uint64_t base,
+		  struct seg_meta *out)
+{
+	uint8_t key[IX_SEG_KEY_SIZE];
+	struct seg_meta m;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	ix_u64_key(key, tid, part, base);
+	k = ix_val(key, sizeof key);
+	rc = mdb_get(txn, ix->dbi[DB_SEGMENTS], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = mq_err(MQLOG_ENOENT,
+			    "%s/data.mdb: segments %u/%u: no segment %llu",
+			    ix->dir, tid, part, (unsigned long long)base);
+	else if (rc)
+		rc = ix_fail(ix, rc, "segments get %u/%u@%llu", tid, part,
+			     (unsigned long long)base);
+	else if (!ix_dec_seg(&k, &v, &m))
+		rc = ix_corrupt(ix, DB_SEGMENTS, "bad entry");
+	ix_read_end(ix, txn);
+	if (rc == 0)
+		*out = m;
+	return rc;
+}
+
+/* ======================================================================== */
+/* Walks                                                                    */
+/* ======================================================================== */
+
+/* Decode one entry of a walked database into slot @i of @out. */
+typedef bool (*ix_dec_fn)(const MDB_val *k, const MDB_val *v, void *out,
+			  size_t i);
+
+static bool ix_dec_off_at(const MDB_val *k, const MDB_val *v, void *out,
+			  size_t i)
+{
+	return ix_dec_off(k, v, (struct index_entry *)out + i);
+}
+
+static bool ix_dec_time_at(const MDB_val *k, const MDB_val *v, void *out,
+			   size_t i)
+{
+	return ix_dec_time(k, v, (struct time_entry *)out + i);
+}
+
+/*
+ * Load up to IX_WALK_CHUNK entries of a partition starting at key @from
+ * (inclusive) in one read txn.  On return, @from holds the key to resume at
+ * and *more says whether there may be more.
+ */
+static int ix_walk_chunk(struct index *ix, enum ix_db db, uint8_t *from,
+			 size_t klen, ix_dec_fn dec, void *out, size_t *n,
+			 bool *more)
+{
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	bool bad = false;
+	int rc;
+
+	*n = 0;
+	*more = false;
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_open(txn, ix->dbi[db], &cur);
+	if (rc) {
+		rc = ix_fail(ix, rc, "%s cursor", ix_db_names[db]);
+		goto out;
+	}
+	k = ix_val(from, klen);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (!ix_has_prefix(&k, from, IX_PART_PREFIX))
+			break;
+		if (*n == IX_WALK_CHUNK) {
+			*more = true;
+			break;
+		}
+		if (!dec(&k, &v, out, *n)) {
+			bad = true;
+			break;
+		}
+		(*n)++;
+		/* dec() checked that the key is klen bytes long. */
+		memcpy(from, k.mv_data, klen);
+	}
+	mdb_cursor_close(cur);
+	if (bad)
+		rc = ix_corrupt(ix, db, "bad entry");
+	else if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND)
+		rc = 0;
+	else
+		rc = ix_fail(ix, rc, "%s walk", ix_db_names[db]);
+	/* Resume just past the last key handed out. */
+	if (rc == 0 && *more && !ix_key_next(from, klen, IX_PART_PREFIX))
+		*more = false;
+out:
+	ix_read_end(ix, txn);
+	return rc;
+}
+
+/*
+ * Walk in chunks so that no transaction or lock is held while @fn runs:
+ * a long verify must not pin old pages, and @fn may use this module.
+ */
+static int ix_walk(struct index *ix, enum ix_db db, uint32_t tid, uint32_t part,
+		   size_t klen, ix_dec_fn dec, void *buf, size_t elem,
+		   int (*fn)(void *arg, const void *e), void *arg)
+{
+	uint8_t from[IX_TIME_KEY_SIZE];
+	size_t n, i;
+	bool more = true;
+	int rc;
+
+	memset(from, 0, sizeof from);
+	ix_part_key(from, tid, part);
+	while (more) {
+		rc = ix_walk_chunk(ix, db, from, klen, dec, buf, &n, &more);
+		if (rc)
+			return rc;
+		for (i = 0; i < n; i++) {
+			rc = fn(arg, (const uint8_t *)buf + i * elem);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* Adapters from the typed callbacks to the untyped walk. */
+struct ix_walk_off {
+	int (*fn)(void *arg, const struct index_entry *e); /* user callback */
+	void *arg;					   /* its argument */
+};
+
+struct ix_walk_time {
+	int (*fn)(void *arg, const struct time_entry *e); /* user callback */
+	void *arg;					  /* its argument */
+};
+
+static int ix_call_off(void *arg, const void *e)
+{
+	const struct ix_walk_off *w = arg;
+	return w->fn(w->arg, e);
+}
+
+static int ix_call_time(void *arg, const void *e)
+{
+	const struct ix_walk_time *w = arg;
+	return w->fn(w->arg, e);
+}
+
+int index_foreach_offset(struct index *ix, uint32_t tid, uint32_t part,
+			 int (*fn)(void *arg, const struct index_entry *e),
+			 void *arg)
+{
+	struct index_entry buf[IX_WALK_CHUNK];
+	struct ix_walk_off w = { .fn = fn, .arg = arg };
+
+	return ix_walk(ix, DB_OFFSETS, tid, part, IX_OFF_KEY_SIZE,
+		       ix_dec_off_at, buf, sizeof buf[0], ix_call_off, &w);
+}
+
+int index_foreach_time(struct index *ix, uint32_t tid, uint32_t part,
+		       int (*fn)(void *arg, const struct time_entry *e),
+		       void *arg)
+{
+	struct time_entry buf[IX_WALK_CHUNK];
+	struct ix_walk_time w = { .fn = fn, .arg = arg };
+
+	return ix_walk(ix, DB_TIMES, tid, part, IX_TIME_KEY_SIZE,
+		       ix_dec_time_at, buf, sizeof buf[0], ix_call_time, &w);
+}
