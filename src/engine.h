@@ -194,6 +194,9 @@ struct partition {
 	bool dirty;               /* appended since the last sync (interval policy) */
 	bool interval;            /* some append asked for interval sync */
 	int64_t last_sync_ms;     /* when this process last synced it */
+	bool truncate_pending;    /* index entries >= truncate_from must go */
+	uint64_t truncate_from;   /*   before any new entry is written */
+	uint64_t truncated_at_open; /* torn-tail bytes this process removed */
 };
 
 /* partition.c */

@@ -114,16 +114,16 @@ struct batch_hdr {
 
 /*
  * batch_encoded_size - exact size of the batch that batch_encode() would
- * produce for @msgs, or MQLOG_ETOOBIG (message names the record index and
+ * produce for @msgs with MQLOG_TIMESTAMP_NOW resolved to @now_ms, or MQLOG_ETOOBIG (message names the record index and
  * size) when one record encodes to more than @max_record bytes or the batch
  * exceeds BATCH_MAX_LENGTH.  MQLOG_EINVAL for count 0 or a null header key.
  */
 int batch_encoded_size(const mqlog_msg *msgs, size_t count,
-		       uint32_t max_record, size_t *size);
+		       uint32_t max_record, int64_t now_ms, size_t *size);
 
 /*
  * batch_encode - encode @msgs into @buf (exactly @size bytes, from
- * batch_encoded_size), stamping MQLOG_TIMESTAMP_NOW records with @now_ms.
+ * batch_encoded_size with the same @now_ms), stamping MQLOG_TIMESTAMP_NOW records with @now_ms.
  * Fills every header field except base_offset and header_checksum, and
  * computes the body checksum.  Needs no lock.
  */
@@ -155,6 +155,7 @@ struct batch_iter {
 	uint32_t left;       /* records left */
 	uint64_t base_offset;/* batch base offset */
 	int64_t first_ts;    /* batch first timestamp */
+	uint32_t index;      /* index of the next record (its offset delta) */
 };
 
 void batch_iter_init(struct batch_iter *it, const void *batch,

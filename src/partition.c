@@ -237,6 +237,17 @@ int partition_flush_index(struct partition *p)
 	p->nibuf = 0;
 	p->nsbuf = 0;
 	pthread_mutex_unlock(&p->mu);
+	if (p->truncate_pending) {
+		int r = index_truncate(pix(p), ptid(p), p->id, p->truncate_from);
+		if (r) {
+			/* Never add entries next to stale ones. */
+			pthread_mutex_lock(&p->mu);
+			p->nibuf = p->nsbuf = 0;
+			pthread_mutex_unlock(&p->mu);
+			return mq_err_wrap(r, "%s: index truncate", p->dir);
+		}
+		p->truncate_pending = false;
+	}
 	if (ni == 0 && ns == 0)
 		return 0;
 	/* Derived data: a failed write only costs lookups a longer scan, and
@@ -295,10 +306,16 @@ static void rebuild_flush(struct rebuild_ctx *c)
 	if (c->n && c->write) {
 		int rc = index_write(pix(c->p), ptid(c->p), c->p->id, c->ie,
 				     c->n, c->te, c->n, NULL, 0);
-		if (rc && !c->rc)
-			c->rc = rc;
-		else
+		if (rc) {
+			/* Derived data: a full disk or a full map must not
+			 * keep acknowledged records from being read.  Stop
+			 * writing; lookups scan instead. */
+			if (!c->rc)
+				c->rc = rc;
+			c->write = false;
+		} else {
 			c->written += c->n;
+		}
 	}
 	c->n = 0;
 }
@@ -378,10 +395,10 @@ static int index_sealed(struct partition *p, uint64_t base, uint64_t next_base,
 	if (res.stop_rc == 0 && res.next_offset == next_base && c->write) {
 		struct seg_meta sm = { base, res.valid_end, res.next_offset,
 				       res.seg_max_ts };
-		rc = index_write(pix(p), ptid(p), p->id, NULL, 0, NULL, 0, &sm,
-				 1);
-		if (rc)
-			return rc;
+		/* Best effort, as every derived write during recovery. */
+		if (index_write(pix(p), ptid(p), p->id, NULL, 0, NULL, 0, &sm,
+				1) != 0)
+			c->write = false;
 	}
 	return 0;
 }
@@ -474,10 +491,6 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		rc = index_sealed(p, b, p->bases[i + 1], c);
 		if (rc)
 			goto out;
-		if (c->rc) {
-			rc = c->rc;
-			goto out;
-		}
 	}
 	running = c->running_max;
 
@@ -519,10 +532,6 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 	segment_scan(m.base, start_pos, m.file_size, start_off, true, running,
 		     rebuild_batch, c, &res);
 	rebuild_flush(c);
-	if (c->rc) {
-		rc = c->rc;
-		goto out;
-	}
 	out->entries = c->written;
 
 	if (res.valid_end < m.file_size && modify) {
@@ -543,11 +552,15 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 			goto out;
 		}
 		out->truncated = m.file_size - res.valid_end;
+		p->truncated_at_open += out->truncated;
 	}
 	if (modify) {
-		rc = index_truncate(pix(p), ptid(p), p->id, res.next_offset);
-		if (rc)
-			goto out;
+		/* Stale entries past the end would point new offsets at old
+		 * bytes; when they cannot be removed now (full disk), the
+		 * next index flush removes them first. */
+		if (index_truncate(pix(p), ptid(p), p->id, res.next_offset) != 0)
+			p->truncate_pending = true;
+		p->truncate_from = res.next_offset;
 		if (fd < 0) {
 			fd = io_open(path, O_RDWR, 0);
 			if (fd < 0) {
@@ -803,14 +816,15 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 		sync = cfg->sync;
 	if (sync < MQLOG_SYNC_NONE || sync > MQLOG_SYNC_ALWAYS)
 		return mq_err(MQLOG_EINVAL, "append: sync policy %d", sync);
-	rc = batch_encoded_size(msgs, n, cfg->max_record_bytes, &size);
+	int64_t now = mq_now_ms();
+	rc = batch_encoded_size(msgs, n, cfg->max_record_bytes, now, &size);
 	if (rc)
 		return mq_err_wrap(rc, "%s", p->dir);
 	buf = encbuf_get(size);
 	if (!buf)
 		return mq_err(MQLOG_ENOMEM, "%s: batch buffer of %zu bytes",
 			      p->dir, size);
-	batch_encode(buf, size, msgs, n, mq_now_ms());
+	batch_encode(buf, size, msgs, n, now);
 
 	rc = lock_append(p);
 	if (rc)
@@ -963,8 +977,10 @@ static int open_shared(struct partition *p)
 	if (fd < 0)
 		return mq_err(fd, "%s", path);
 	rc = io_file_size(fd, &size);
+	/* Allocate real blocks: a store into a hole of a shared mapping on a
+	 * full file system would raise SIGBUS instead of returning ENOSPC. */
 	if (!rc && size < PSTATE_FILE_SIZE)
-		rc = io_ftruncate(fd, PSTATE_FILE_SIZE);
+		rc = -posix_fallocate(fd, 0, PSTATE_FILE_SIZE);
 	if (rc) {
 		io_close(fd);
 		return mq_err(rc, "%s: size", path);

@@ -32,6 +32,8 @@ struct mqlog_reader {
 	uint64_t batch_pos;      /* its position */
 	uint64_t sealed_size;    /* size of the mapped segment once sealed */
 	bool sealed_known;       /* sealed_size is set */
+	bool hold;               /* do not leave the mapped segment (read()) */
+	bool from_index;         /* pos came from the derived index, unverified */
 };
 
 static void drop_segment(struct mqlog_reader *r)
@@ -78,6 +80,7 @@ static int position(struct mqlog_reader *r, uint64_t offset)
 	}
 	r->pos = 0;
 	r->expect = seg;
+	r->from_index = false;
 	if (index_floor_offset(r->t->db->ix, r->t->meta.id, r->p->id, offset,
 			       &e) == 0 &&
 	    e.seg_base == seg && e.offset >= seg) {
@@ -85,6 +88,7 @@ static int position(struct mqlog_reader *r, uint64_t offset)
 		 * the batch validation that follows. */
 		r->pos = e.pos;
 		r->expect = e.offset;
+		r->from_index = true;
 	}
 	r->next = offset;
 	r->in_batch = false;
@@ -191,6 +195,8 @@ static int load_batch(struct mqlog_reader *r)
 		} else if (r->seg > v.seg_base) {
 			/* Our segment is newer than the state we read: the
 			 * partition was recovered under us.  Start again. */
+			if (r->hold)
+				return 0;
 			drop_segment(r);
 			continue;
 		} else {
@@ -204,7 +210,7 @@ static int load_batch(struct mqlog_reader *r)
 			limit = r->sealed_size;
 		}
 		if (r->pos >= limit) {
-			if (r->seg == v.seg_base)
+			if (r->seg == v.seg_base || r->hold)
 				return 0;
 			rc = partition_next_segment(r->p, r->seg, &next_seg);
 			if (rc == MQLOG_ENOENT)
@@ -229,16 +235,28 @@ static int load_batch(struct mqlog_reader *r)
 			r->expect = next_seg;
 			continue;
 		}
+		if (r->hold && limit > r->map.len)
+			return 0; /* a remap would move earlier records */
 		rc = segmap_ensure(&r->map, r->path, limit);
 		if (rc)
 			return rc;
 		rc = batch_check_header(r->map.base + r->pos,
 					(size_t)(limit - r->pos), &r->bh, &why);
+		if (!rc && r->bh.base_offset != r->expect) {
+			rc = MQLOG_ECORRUPT;
+			why = "base offset does not continue the log";
+		}
+		if (rc && r->from_index) {
+			/* The index is derived and may be stale: the log
+			 * decides.  Scan this segment from its start. */
+			r->from_index = false;
+			r->pos = 0;
+			r->expect = r->seg;
+			continue;
+		}
 		if (rc)
 			return corrupt(r, r->pos, why);
-		if (r->bh.base_offset != r->expect)
-			return corrupt(r, r->pos,
-				       "base offset does not continue the log");
+		r->from_index = false;
 		if (r->bh.base_offset + r->bh.record_count <= r->next) {
 			/* Wholly before the target: hop over it. */
 			r->pos += r->bh.length;
@@ -292,47 +310,27 @@ int mqlog_reader_read(mqlog_reader *r, mqlog_record *recs, size_t max,
 		      size_t *n)
 {
 	size_t got = 0;
-	uint64_t seg;
-	int rc = 0;
+	int rc;
 
 	if (!r || !n || (!recs && max))
 		return mq_err(MQLOG_EINVAL, "reader read: NULL argument");
 	*n = 0;
 	if (max == 0)
 		return 0;
-	/* Records of one call stay valid together: stop at a segment
-	 * boundary, since moving on unmaps the previous segment. */
 	rc = mqlog_reader_next(r, &recs[0]);
 	if (rc <= 0)
 		return rc;
 	got = 1;
-	seg = r->seg;
+	/* Records of one call stay valid together, so the call ends at a
+	 * segment boundary: moving on unmaps the previous segment. */
+	r->hold = true;
 	while (got < max) {
-		if (!r->in_batch) {
-			struct pview v;
-			state_read_view(r->p->st, &v);
-			if (r->next >= v.end_offset)
-				break;
-			if (r->seg != v.seg_base) {
-				/* Would the next batch be in another
-				 * segment?  Stop here if so. */
-				if (!r->sealed_known) {
-					if (io_file_size(r->map.fd,
-							 &r->sealed_size) != 0)
-						break;
-					r->sealed_known = true;
-				}
-				if (r->pos >= r->sealed_size)
-					break;
-			}
-		}
 		rc = mqlog_reader_next(r, &recs[got]);
 		if (rc <= 0)
 			break;
-		if (r->seg != seg)
-			break; /* cannot happen: guarded above */
 		got++;
 	}
+	r->hold = false;
 	*n = got;
 	/* An error after some records is reported by the next call. */
 	return 0;

@@ -506,7 +506,12 @@ int mqlog_recover(mqlog *db, const char *topic, mqlog_recover_stats *stats)
 							     &truncated);
 			stats->partitions++;
 			stats->index_entries += entries;
+			/* Tails cut when the partition was opened count too. */
 			stats->truncated_bytes += truncated;
+			if (!rc) {
+				stats->truncated_bytes += p->truncated_at_open;
+				p->truncated_at_open = 0;
+			}
 		}
 		mqlog_topic_close(t);
 	}

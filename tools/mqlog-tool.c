@@ -1,0 +1,2798 @@
+/*
+ * mqlog-tool - the command line of mqlog: create, inspect, produce to,
+ * replay, verify and repair a data directory.
+ *
+ * The tool uses only the public API of <mqlog.h>, so that everything it
+ * does an application can do too, and so that it keeps working against a
+ * shared library of a later version.
+ *
+ * Exit status, the same for every command (see INTERFACES.md):
+ *
+ *     0  success
+ *     1  runtime error (a message on stderr, with mqlog_errmsg())
+ *     2  usage error (a message and a short usage on stderr)
+ *     3  corruption found (verify, recover, dump, consume)
+ *
+ * Commands that only read (topics, describe, consume, dump, verify) open
+ * the directory without MQLOG_OPEN_CREATE, so that a mistyped path is an
+ * error instead of a fresh empty directory.  Every handle is closed on every
+ * exit path: closing writes the buffered derived index entries, which saves
+ * the next opener from catching them up.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mqlog.h"
+
+#define PROGNAME "mqlog-tool"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define TOOL_VERSION                                                           \
+	STR(MQLOG_VERSION_MAJOR)                                               \
+	"." STR(MQLOG_VERSION_MINOR) "." STR(MQLOG_VERSION_PATCH)
+
+enum {
+	EXIT_RUNTIME = 1, /* runtime error */
+	EXIT_USAGE = 2,   /* bad command line */
+	EXIT_CORRUPT = 3, /* corruption found */
+};
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+struct command;
+typedef int (*command_fn)(const struct command *cmd, int argc, char **argv);
+
+/* One subcommand: its name, its entry point and its help. */
+struct command {
+	const char *name;     /* as typed on the command line */
+	command_fn run;       /* gets argv with argv[0] == name */
+	const char *synopsis; /* usage lines, each starting with PROGNAME */
+	const char *summary;  /* one line for the command list */
+	const char *help;     /* arguments and options, for --help */
+};
+
+static const struct command *find_command(const char *name);
+
+/* ======================================================================== */
+/* Messages                                                                 */
+/* ======================================================================== */
+
+/* warn - print "mqlog-tool: MESSAGE" on stderr. */
+PRINTF_LIKE(1, 2)
+static void warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs(PROGNAME ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/*
+ * lib_detail - the best description of a library error: the thread's
+ * message names the file, offset or argument, so prefer it; fall back to the
+ * static text when a call failed without setting one.
+ */
+static const char *lib_detail(const mqlog *db, int rc)
+{
+	const char *msg = mqlog_errmsg(db);
+
+	if (msg == NULL || msg[0] == '\0' || strcmp(msg, "no error") == 0)
+		return mqlog_strerror(rc);
+	return msg;
+}
+
+/* report - print "mqlog-tool: CONTEXT: LIBRARY MESSAGE" on stderr. */
+PRINTF_LIKE(3, 4)
+static void report(const mqlog *db, int rc, const char *fmt, ...)
+{
+	const char *detail = lib_detail(db, rc);
+	va_list ap;
+
+	fflush(stdout);
+	fputs(PROGNAME ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", detail);
+}
+
+/*
+ * report_lib - print "mqlog-tool: LIBRARY MESSAGE" on stderr, for errors
+ * whose message already names everything involved (the path, the topic).
+ */
+static void report_lib(const mqlog *db, int rc)
+{
+	fflush(stdout);
+	fprintf(stderr, PROGNAME ": %s\n", lib_detail(db, rc));
+}
+
+/* The exit status for a library error: corruption has its own. */
+static int exit_for(int rc)
+{
+	return rc == MQLOG_ECORRUPT ? EXIT_CORRUPT : EXIT_RUNTIME;
+}
+
+static void print_synopsis(const struct command *cmd, FILE *f)
+{
+	fprintf(f, "usage: %s\n", cmd->synopsis);
+}
+
+/*
+ * usage_error - print the problem, the command's synopsis and a hint on
+ * stderr; returns EXIT_USAGE so that callers can "return usage_error(...)".
+ * @cmd may be NULL for errors before a command is known.
+ */
+PRINTF_LIKE(2, 3)
+static int usage_error(const struct command *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs(PROGNAME ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (cmd != NULL) {
+		print_synopsis(cmd, stderr);
+		fprintf(stderr, "Try '%s %s --help' for more information.\n",
+			PROGNAME, cmd->name);
+	} else {
+		fprintf(stderr,
+			"usage: %s COMMAND ARGS... [OPTIONS]\n"
+			"Try '%s --help' for the list of commands.\n",
+			PROGNAME, PROGNAME);
+	}
+	return EXIT_USAGE;
+}
+
+/*
+ * stdout_error - check stdout after output was written; returns 0 when all
+ * is well, else prints why and returns EXIT_RUNTIME.
+ */
+static int stdout_error(void)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	warn("write to standard output: %s", strerror(errno));
+	return EXIT_RUNTIME;
+}
+
+/* ======================================================================== */
+/* Argument parsing                                                         */
+/* ======================================================================== */
+
+#define MAX_POSITIONALS 4
+
+/*
+ * State of one command's parse.  Options are parsed with getopt_long in its
+ * "-" mode, which hands positionals back in order as option 1: options may
+ * then come before, between or after the positionals (as INTERFACES.md
+ * writes them), whatever POSIXLY_CORRECT says.
+ */
+struct args {
+	char *pos[MAX_POSITIONALS]; /* positionals, in order */
+	int npos;                   /* number of positionals */
+	int started;                /* getopt has been reset for this parse */
+};
+
+enum {
+	OPT_END = -1,   /* no more options */
+	OPT_ERROR = -2, /* usage error, already reported */
+	OPT_HELP = -3,  /* --help was printed */
+};
+
+/* Long option ids: above any character so they cannot clash with one. */
+enum {
+	O_PARTITIONS = 256,
+	O_SEGMENT_BYTES,
+	O_SYNC,
+	O_SYNC_INTERVAL,
+	O_RETENTION_MS,
+	O_RETENTION_BYTES,
+	O_MAX_MESSAGES,
+	O_FULL_POLICY,
+	O_MAX_RECORD_BYTES,
+	O_INDEX_INTERVAL,
+	O_IF_NOT_EXISTS,
+	O_JSON,
+	O_KEY_SEP,
+	O_PARTITION,
+	O_PRINT_OFFSETS,
+	O_GROUP,
+	O_FROM,
+	O_MAX,
+	O_IDLE_EXIT,
+	O_FORMAT,
+	O_TO,
+};
+
+static void print_help(const struct command *cmd, FILE *f)
+{
+	print_synopsis(cmd, f);
+	fprintf(f, "\n%s\n%s", cmd->summary, cmd->help);
+}
+
+/*
+ * next_option - the next option of the command line, or OPT_END; collects
+ * positionals into @a on the way.  Prints --help itself (OPT_HELP) and
+ * reports malformed options (OPT_ERROR).
+ */
+static int next_option(const struct command *cmd, int argc, char **argv,
+		       const struct option *longopts, struct args *a)
+{
+	if (!a->started) {
+		optind = 0; /* 0, not 1: makes glibc reinitialise fully */
+		opterr = 0;
+		a->started = 1;
+	}
+	for (;;) {
+		int c = getopt_long(argc, argv, "-:h", longopts, NULL);
+
+		switch (c) {
+		case -1:
+			/* Whatever follows "--" is positional. */
+			while (optind < argc) {
+				if (a->npos == MAX_POSITIONALS)
+					goto too_many;
+				a->pos[a->npos++] = argv[optind++];
+			}
+			return OPT_END;
+		case 1:
+			if (a->npos == MAX_POSITIONALS)
+				goto too_many;
+			a->pos[a->npos++] = optarg;
+			continue;
+		case 'h':
+			print_help(cmd, stdout);
+			return OPT_HELP;
+		case ':':
+			usage_error(cmd, "option '%s' needs a value",
+				    argv[optind - 1]);
+			return OPT_ERROR;
+		case '?':
+			if (optopt > 0 && optopt < 256 &&
+			    strncmp(argv[optind - 1], "--", 2) != 0)
+				usage_error(cmd, "unknown option '-%c'",
+					    optopt);
+			else
+				usage_error(cmd, "unknown option '%s'",
+					    argv[optind - 1]);
+			return OPT_ERROR;
+		default:
+			return c;
+		}
+	}
+too_many:
+	usage_error(cmd, "too many arguments");
+	return OPT_ERROR;
+}
+
+/*
+ * parse_u64 - a decimal number in [min, max], optionally with a binary
+ * size suffix (K, M, G, T: powers of 1024) when @suffix is set.  Strict: no
+ * sign, no blanks, nothing after the number.  Returns 0, or -1 with *why
+ * set to a static explanation.
+ */
+static int parse_u64(const char *s, uint64_t min, uint64_t max, int suffix,
+		     uint64_t *out, const char **why)
+{
+	unsigned long long v;
+	uint64_t mult = 1;
+	char *end;
+
+	if (s[0] < '0' || s[0] > '9') {
+		*why = "not a number";
+		return -1;
+	}
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == ERANGE) {
+		*why = "out of range";
+		return -1;
+	}
+	if (suffix && *end != '\0' && end[1] == '\0') {
+		switch (*end) {
+		case 'k': case 'K': mult = UINT64_C(1) << 10; end++; break;
+		case 'm': case 'M': mult = UINT64_C(1) << 20; end++; break;
+		case 'g': case 'G': mult = UINT64_C(1) << 30; end++; break;
+		case 't': case 'T': mult = UINT64_C(1) << 40; end++; break;
+		default: break;
+		}
+	}
+	if (*end != '\0') {
+		*why = "not a number";
+		return -1;
+	}
+	if (v > UINT64_MAX / mult) {
+		*why = "out of range";
+		return -1;
+	}
+	v *= mult;
+	if (v < min || v > max) {
+		*why = "out of range";
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * opt_u64 - parse the value of option @opt; on failure print a usage error
+ * naming the option and its bounds and return EXIT_USAGE.
+ */
+static int opt_u64(const struct command *cmd, const char *opt, const char *s,
+		   uint64_t min, uint64_t max, int suffix, uint64_t *out)
+{
+	const char *why;
+
+	if (parse_u64(s, min, max, suffix, out, &why) == 0)
+		return 0;
+	return usage_error(cmd,
+			   "%s: '%s' is %s (want an integer from %" PRIu64
+			   " to %" PRIu64 "%s)",
+			   opt, s, why, min, max,
+			   suffix ? ", with an optional K/M/G/T suffix" : "");
+}
+
+/* opt_u32 - opt_u64 for a uint32_t destination. */
+static int opt_u32(const struct command *cmd, const char *opt, const char *s,
+		   uint64_t min, uint64_t max, int suffix, uint32_t *out)
+{
+	uint64_t v;
+	int rc;
+
+	if (max > UINT32_MAX)
+		max = UINT32_MAX;
+	rc = opt_u64(cmd, opt, s, min, max, suffix, &v);
+	if (rc == 0)
+		*out = (uint32_t)v;
+	return rc;
+}
+
+/*
+ * opt_limit - a retention-style limit: a number >= 0, or "unlimited" / "-1"
+ * for MQLOG_UNLIMITED (-1 is what Kafka users write).
+ */
+static int opt_limit(const struct command *cmd, const char *opt, const char *s,
+		     int suffix, int64_t *out)
+{
+	uint64_t v;
+	int rc;
+
+	if (strcmp(s, "unlimited") == 0 || strcmp(s, "-1") == 0) {
+		*out = MQLOG_UNLIMITED;
+		return 0;
+	}
+	rc = opt_u64(cmd, opt, s, 0, INT64_MAX, suffix, &v);
+	if (rc == 0)
+		*out = (int64_t)v;
+	return rc;
+}
+
+static const char *const sync_names[] = {"none", "interval", "always"};
+static const char *const full_names[] = {"drop-oldest", "reject", "block"};
+
+/* Index of @s in @names, or -1. */
+static int lookup_name(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return (int)i;
+	return -1;
+}
+
+static const char *sync_name(int sync)
+{
+	if (sync >= 0 && sync < 3)
+		return sync_names[sync];
+	return "default";
+}
+
+static const char *full_name(int policy)
+{
+	if (policy >= 0 && policy < 3)
+		return full_names[policy];
+	return "unknown";
+}
+
+static int opt_sync(const struct command *cmd, const char *s, int *out)
+{
+	int v = lookup_name(sync_names, 3, s);
+
+	if (v < 0)
+		return usage_error(cmd,
+				   "--sync: '%s' is not one of none, interval, "
+				   "always",
+				   s);
+	*out = v; /* the enum values are the indexes */
+	return 0;
+}
+
+/* Where a reader starts: --from of consume, --to of reset-offsets. */
+struct from_spec {
+	enum { FROM_EARLIEST, FROM_LATEST, FROM_OFFSET, FROM_TIME } kind;
+	uint64_t offset;   /* FROM_OFFSET */
+	int64_t timestamp; /* FROM_TIME: ms since the epoch */
+};
+
+static int opt_from(const struct command *cmd, const char *opt, const char *s,
+		    struct from_spec *out)
+{
+	const char *why;
+	uint64_t v;
+
+	if (strcmp(s, "earliest") == 0) {
+		out->kind = FROM_EARLIEST;
+		return 0;
+	}
+	if (strcmp(s, "latest") == 0) {
+		out->kind = FROM_LATEST;
+		return 0;
+	}
+	if (s[0] == '@') {
+		if (parse_u64(s + 1, 0, INT64_MAX, 0, &v, &why) == 0) {
+			out->kind = FROM_TIME;
+			out->timestamp = (int64_t)v;
+			return 0;
+		}
+	} else if (parse_u64(s, 0, MQLOG_OFFSET_EARLIEST - 1, 0, &v, &why) ==
+		   0) {
+		out->kind = FROM_OFFSET;
+		out->offset = v;
+		return 0;
+	}
+	return usage_error(cmd,
+			   "%s: '%s' is not earliest, latest, an offset or "
+			   "@EPOCH_MS",
+			   opt, s);
+}
+
+/* check_topic_name - a usage error unless @name is a valid topic name. */
+static int check_topic_name(const struct command *cmd, const char *name)
+{
+	if (mqlog_topic_name_valid(name))
+		return 0;
+	return usage_error(cmd,
+			   "'%s' is not a valid topic name (1 to %d characters "
+			   "of A-Z a-z 0-9 . _ -, not '.' or '..')",
+			   name, MQLOG_TOPIC_NAME_MAX);
+}
+
+/* ======================================================================== */
+/* Output helpers                                                           */
+/* ======================================================================== */
+
+/*
+ * utf8_seq - the length (1..4) of the well-formed UTF-8 sequence at @s, or
+ * 0 when the bytes there are not one: overlong forms, surrogates and code
+ * points above U+10FFFF are rejected, as RFC 3629 asks.
+ */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		if (c == 0xe0)
+			lo = 0xa0; /* overlong */
+		else if (c == 0xed)
+			hi = 0x9f; /* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		if (c == 0xf0)
+			lo = 0x90; /* overlong */
+		else if (c == 0xf4)
+			hi = 0x8f; /* above U+10FFFF */
+	} else {
+		return 0;
+	}
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/*
+ * json_string - write @len bytes as a JSON string.  Quotes, backslashes and
+ * control characters are escaped; well-formed UTF-8 is copied as is; a byte
+ * that is not part of well-formed UTF-8 becomes \u00XX (the byte read as
+ * Latin-1), so that the output is always valid JSON.  Runs of plain bytes
+ * are written with one fwrite: consume --format json spends its time here.
+ */
+static void json_string(FILE *f, const void *data, size_t len)
+{
+	const unsigned char *s = data;
+	size_t i = 0, run = 0;
+
+	fputc('"', f);
+	while (i < len) {
+		unsigned char c = s[i];
+		const char *esc = NULL;
+		size_t n;
+
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0x80) {
+			n = utf8_seq(s + i, len - i);
+			if (n > 0) {
+				i += n;
+				continue;
+			}
+		}
+		fwrite(s + run, 1, i - run, f);
+		switch (c) {
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		default: break;
+		}
+		if (esc != NULL)
+			fputs(esc, f);
+		else
+			fprintf(f, "\\u%04x", c);
+		i++;
+		run = i;
+	}
+	fwrite(s + run, 1, i - run, f);
+	fputc('"', f);
+}
+
+/* json_bytes - a byte run as a JSON string, or null for a null run. */
+static void json_bytes(FILE *f, mqlog_bytes b)
+{
+	if (b.data == NULL)
+		fputs("null", f);
+	else
+		json_string(f, b.data, b.len);
+}
+
+static void json_cstr(FILE *f, const char *s)
+{
+	if (s == NULL)
+		fputs("null", f);
+	else
+		json_string(f, s, strlen(s));
+}
+
+/*
+ * c_escape - a byte run for human eyes: quoted, with C escapes for quotes,
+ * backslashes and every byte outside printable ASCII (\xHH), so that a dump
+ * shows exactly which bytes are stored.  A null run prints as null.
+ */
+static void c_escape(FILE *f, mqlog_bytes b)
+{
+	const unsigned char *s = b.data;
+
+	if (s == NULL) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (size_t i = 0; i < b.len; i++) {
+		unsigned char c = s[i];
+
+		switch (c) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		case '\t': fputs("\\t", f); break;
+		default:
+			if (c >= 0x20 && c < 0x7f)
+				fputc(c, f);
+			else
+				fprintf(f, "\\x%02x", c);
+		}
+	}
+	fputc('"', f);
+}
+
+/* format_time - @ms since the epoch as ISO 8601 UTC with milliseconds. */
+static void format_time(int64_t ms, char *buf, size_t size)
+{
+	int64_t sec = ms / 1000, rem = ms % 1000;
+	struct tm tm;
+	time_t t;
+	size_t n;
+
+	if (rem < 0) {
+		rem += 1000;
+		sec--;
+	}
+	t = (time_t)sec;
+	if (gmtime_r(&t, &tm) == NULL ||
+	    (n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm)) == 0) {
+		snprintf(buf, size, "?");
+		return;
+	}
+	snprintf(buf + n, size - n, ".%03dZ", (int)rem);
+}
+
+/* The number of decimal digits of @v, for column widths. */
+static int u64_width(uint64_t v)
+{
+	int w = 1;
+
+	while (v >= 10) {
+		v /= 10;
+		w++;
+	}
+	return w;
+}
+
+/* A limit for humans: the number, or "unlimited". */
+static void print_limit(FILE *f, const char *label, int64_t v)
+{
+	if (v < 0)
+		fprintf(f, "%-22s unlimited\n", label);
+	else
+		fprintf(f, "%-22s %" PRId64 "\n", label, v);
+}
+
+static int64_t now_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ======================================================================== */
+/* Opening                                                                  */
+/* ======================================================================== */
+
+/*
+ * open_db - open @dir with @flags (MQLOG_OPEN_*), reporting failure.
+ * Returns 0 or the library's code.
+ */
+static int open_db(const char *dir, unsigned flags, mqlog **db)
+{
+	mqlog_options opts;
+	int rc;
+
+	mqlog_options_init(&opts);
+	opts.flags = flags;
+	rc = mqlog_open(dir, &opts, db);
+	if (rc != 0)
+		report_lib(NULL, rc); /* the message names the path */
+	return rc;
+}
+
+/* open_topic - open topic @name of @db, reporting failure. */
+static int open_topic(mqlog *db, const char *name, mqlog_topic **t)
+{
+	int rc = mqlog_topic_open(db, name, t);
+
+	if (rc == MQLOG_ENOENT)
+		report_lib(db, rc); /* "topic 'x' not found" */
+	else if (rc != 0)
+		report(db, rc, "open topic '%s'", name);
+	return rc;
+}
+
+/* check_partition - 0 when @p exists in @t, else a message and -1. */
+static int check_partition(mqlog_topic *t, uint32_t p)
+{
+	uint32_t n = mqlog_topic_partitions(t);
+
+	if (p < n)
+		return 0;
+	warn("topic '%s' has no partition %" PRIu32 " (it has %" PRIu32
+	     " partition%s: 0 to %" PRIu32 ")",
+	     mqlog_topic_name(t), p, n, n == 1 ? "" : "s", n - 1);
+	return -1;
+}
+
+/* ======================================================================== */
+/* create                                                                   */
+/* ======================================================================== */
+
+static int cmd_create(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"partitions", required_argument, NULL, O_PARTITIONS},
+		{"segment-bytes", required_argument, NULL, O_SEGMENT_BYTES},
+		{"sync", required_argument, NULL, O_SYNC},
+		{"sync-interval-ms", required_argument, NULL, O_SYNC_INTERVAL},
+		{"retention-ms", required_argument, NULL, O_RETENTION_MS},
+		{"retention-bytes", required_argument, NULL, O_RETENTION_BYTES},
+		{"max-messages", required_argument, NULL, O_MAX_MESSAGES},
+		{"full-policy", required_argument, NULL, O_FULL_POLICY},
+		{"max-record-bytes", required_argument, NULL,
+		 O_MAX_RECORD_BYTES},
+		{"index-interval-bytes", required_argument, NULL,
+		 O_INDEX_INTERVAL},
+		{"if-not-exists", no_argument, NULL, O_IF_NOT_EXISTS},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct args a = {0};
+	mqlog_topic_config cfg;
+	int if_not_exists = 0;
+	mqlog *db = NULL;
+	int c, rc;
+
+	mqlog_topic_config_init(&cfg);
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		rc = 0;
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_PARTITIONS:
+			rc = opt_u32(cmd, "--partitions", optarg, 1,
+				     MQLOG_MAX_PARTITIONS, 0, &cfg.partitions);
+			break;
+		case O_SEGMENT_BYTES:
+			rc = opt_u64(cmd, "--segment-bytes", optarg, 4096,
+				     INT64_MAX, 1, &cfg.segment_bytes);
+			break;
+		case O_SYNC:
+			rc = opt_sync(cmd, optarg, &cfg.sync);
+			break;
+		case O_SYNC_INTERVAL:
+			rc = opt_u32(cmd, "--sync-interval-ms", optarg, 1,
+				     UINT32_MAX, 0, &cfg.sync_interval_ms);
+			break;
+		case O_RETENTION_MS:
+			rc = opt_limit(cmd, "--retention-ms", optarg, 0,
+				       &cfg.retention_ms);
+			break;
+		case O_RETENTION_BYTES:
+			rc = opt_limit(cmd, "--retention-bytes", optarg, 1,
+				       &cfg.retention_bytes);
+			break;
+		case O_MAX_MESSAGES:
+			rc = opt_limit(cmd, "--max-messages", optarg, 0,
+				       &cfg.max_messages);
+			break;
+		case O_FULL_POLICY:
+			cfg.full_policy = lookup_name(full_names, 3, optarg);
+			if (cfg.full_policy < 0)
+				rc = usage_error(cmd,
+						 "--full-policy: '%s' is not "
+						 "one of drop-oldest, reject, "
+						 "block",
+						 optarg);
+			break;
+		case O_MAX_RECORD_BYTES:
+			rc = opt_u32(cmd, "--max-record-bytes", optarg, 1,
+				     UINT32_MAX, 1, &cfg.max_record_bytes);
+			break;
+		case O_INDEX_INTERVAL:
+			rc = opt_u32(cmd, "--index-interval-bytes", optarg, 1,
+				     UINT32_MAX, 1, &cfg.index_interval_bytes);
+			break;
+		case O_IF_NOT_EXISTS:
+			if_not_exists = 1;
+			break;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+		if (rc != 0)
+			return rc;
+	}
+	if (a.npos != 2)
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
+						   : "too many arguments");
+	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
+		return rc;
+
+	if (open_db(a.pos[0], MQLOG_OPEN_CREATE, &db) != 0)
+		return EXIT_RUNTIME;
+	rc = mqlog_topic_create(db, a.pos[1], &cfg);
+	if (rc == MQLOG_EEXIST && if_not_exists) {
+		rc = 0;
+	} else if (rc == MQLOG_EINVAL) {
+		/*
+		 * The name was checked above, so the library refused a
+		 * combination of options: that is the user's command line.
+		 */
+		report(db, rc, "create topic '%s'", a.pos[1]);
+		mqlog_close(db);
+		return EXIT_USAGE;
+	} else if (rc == MQLOG_EEXIST) {
+		report_lib(db, rc); /* "topic 'x' exists" */
+	} else if (rc != 0) {
+		report(db, rc, "create topic '%s'", a.pos[1]);
+	} else {
+		printf("created topic %s with %" PRIu32 " partition%s\n",
+		       a.pos[1], cfg.partitions,
+		       cfg.partitions == 1 ? "" : "s");
+	}
+	mqlog_close(db);
+	if (rc != 0)
+		return EXIT_RUNTIME;
+	return stdout_error();
+}
+
+/* ======================================================================== */
+/* topics                                                                   */
+/* ======================================================================== */
+
+static int cmd_topics(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, O_JSON},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct args a = {0};
+	char **names = NULL;
+	size_t count = 0;
+	mqlog *db = NULL;
+	int json = 0;
+	int c, rc, ret = EXIT_RUNTIME;
+
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_JSON:
+			json = 1;
+			break;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+	}
+	if (a.npos != 1)
+		return usage_error(cmd, a.npos < 1 ? "missing DIR"
+						   : "too many arguments");
+
+	if (open_db(a.pos[0], 0, &db) != 0)
+		return EXIT_RUNTIME;
+	rc = mqlog_topic_list(db, &names, &count);
+	if (rc != 0) {
+		report(db, rc, "list topics of %s", a.pos[0]);
+		goto out;
+	}
+	if (!json) {
+		for (size_t i = 0; i < count; i++)
+			printf("%s\n", names[i]);
+	} else {
+		fputs("{\"topics\":[", stdout);
+		for (size_t i = 0; i < count; i++) {
+			mqlog_topic *t = NULL;
+
+			/* The partition count lives with the open topic. */
+			if (open_topic(db, names[i], &t) != 0)
+				goto out;
+			printf("%s{\"name\":", i ? "," : "");
+			json_cstr(stdout, names[i]);
+			printf(",\"partitions\":%" PRIu32 "}",
+			       mqlog_topic_partitions(t));
+			mqlog_topic_close(t);
+		}
+		fputs("]}\n", stdout);
+	}
+	ret = stdout_error();
+out:
+	mqlog_list_free(names, count);
+	mqlog_close(db);
+	return ret;
+}
+
+/* ======================================================================== */
+/* describe                                                                 */
+/* ======================================================================== */
+
+static void describe_json(mqlog_topic *t, const mqlog_topic_config *cfg,
+			  const mqlog_partition_info *info, uint32_t n)
+{
+	fputs("{\"topic\":", stdout);
+	json_cstr(stdout, mqlog_topic_name(t));
+	printf(",\"config\":{\"partitions\":%" PRIu32
+	       ",\"segment_bytes\":%" PRIu64 ",\"sync\":\"%s\""
+	       ",\"sync_interval_ms\":%" PRIu32 ",\"retention_ms\":%" PRId64
+	       ",\"retention_bytes\":%" PRId64 ",\"max_messages\":%" PRId64
+	       ",\"full_policy\":\"%s\",\"max_record_bytes\":%" PRIu32
+	       ",\"index_interval_bytes\":%" PRIu32 "}",
+	       cfg->partitions, cfg->segment_bytes, sync_name(cfg->sync),
+	       cfg->sync_interval_ms, cfg->retention_ms, cfg->retention_bytes,
+	       cfg->max_messages, full_name(cfg->full_policy),
+	       cfg->max_record_bytes, cfg->index_interval_bytes);
+	fputs(",\"partitions\":[", stdout);
+	for (uint32_t p = 0; p < n; p++) {
+		const mqlog_partition_info *i = &info[p];
+
+		printf("%s{\"partition\":%" PRIu32 ",\"start_offset\":%" PRIu64
+		       ",\"end_offset\":%" PRIu64 ",\"records\":%" PRIu64
+		       ",\"segments\":%" PRIu64 ",\"bytes\":%" PRIu64
+		       ",\"durable_offset\":%" PRIu64
+		       ",\"active_base\":%" PRIu64 ",\"failed\":%s}",
+		       p ? "," : "", p, i->start_offset, i->end_offset,
+		       i->end_offset - i->start_offset, i->segments, i->bytes,
+		       i->durable_offset, i->active_base,
+		       i->failed ? "true" : "false");
+	}
+	fputs("]}\n", stdout);
+}
+
+static void describe_text(mqlog_topic *t, const mqlog_topic_config *cfg,
+			  const mqlog_partition_info *info, uint32_t n)
+{
+	static const char *const head[] = {
+		"PARTITION", "START", "END", "RECORDS", "SEGMENTS", "BYTES",
+		"DURABLE",
+	};
+	enum { NCOL = 7 };
+	int w[NCOL];
+	uint64_t tot_records = 0, tot_segments = 0, tot_bytes = 0;
+
+	printf("%-22s %s\n", "topic", mqlog_topic_name(t));
+	printf("%-22s %" PRIu32 "\n", "partitions", cfg->partitions);
+	printf("%-22s %" PRIu64 "\n", "segment-bytes", cfg->segment_bytes);
+	if (cfg->sync == MQLOG_SYNC_INTERVAL)
+		printf("%-22s interval (every %" PRIu32 " ms)\n", "sync",
+		       cfg->sync_interval_ms);
+	else
+		printf("%-22s %s\n", "sync", sync_name(cfg->sync));
+	print_limit(stdout, "retention-ms", cfg->retention_ms);
+	print_limit(stdout, "retention-bytes", cfg->retention_bytes);
+	print_limit(stdout, "max-messages", cfg->max_messages);
+	printf("%-22s %s\n", "full-policy", full_name(cfg->full_policy));
+	printf("%-22s %" PRIu32 "\n", "max-record-bytes",
+	       cfg->max_record_bytes);
+	printf("%-22s %" PRIu32 "\n", "index-interval-bytes",
+	       cfg->index_interval_bytes);
+
+	/* Right-aligned numeric columns: widest of header and values. */
+	for (int c = 0; c < NCOL; c++)
+		w[c] = (int)strlen(head[c]);
+	for (uint32_t p = 0; p < n; p++) {
+		const mqlog_partition_info *i = &info[p];
+		uint64_t v[NCOL] = {
+			p,
+			i->start_offset,
+			i->end_offset,
+			i->end_offset - i->start_offset,
+			i->segments,
+			i->bytes,
+			i->durable_offset,
+		};
+
+		for (int c = 0; c < NCOL; c++)
+			if (u64_width(v[c]) > w[c])
+				w[c] = u64_width(v[c]);
+		tot_records += v[3];
+		tot_segments += v[4];
+		tot_bytes += v[5];
+	}
+	putchar('\n');
+	for (int c = 0; c < NCOL; c++)
+		printf("%*s  ", w[c], head[c]);
+	puts("FAILED");
+	for (uint32_t p = 0; p < n; p++) {
+		const mqlog_partition_info *i = &info[p];
+
+		printf("%*" PRIu32 "  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64
+		       "  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %s\n",
+		       w[0], p, w[1], i->start_offset, w[2], i->end_offset,
+		       w[3], i->end_offset - i->start_offset, w[4],
+		       i->segments, w[5], i->bytes, w[6], i->durable_offset,
+		       i->failed ? "yes" : "no");
+	}
+	printf("\ntotal: %" PRIu64 " record%s in %" PRIu64 " segment%s, %" PRIu64
+	       " bytes\n",
+	       tot_records, tot_records == 1 ? "" : "s", tot_segments,
+	       tot_segments == 1 ? "" : "s", tot_bytes);
+}
+
+static int cmd_describe(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, O_JSON},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct args a = {0};
+	mqlog_partition_info *info = NULL;
+	mqlog_topic_config cfg;
+	mqlog_topic *t = NULL;
+	mqlog *db = NULL;
+	int json = 0;
+	uint32_t n;
+	int c, rc, ret = EXIT_RUNTIME;
+
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_JSON:
+			json = 1;
+			break;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+	}
+	if (a.npos != 2)
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
+						   : "too many arguments");
+	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
+		return rc;
+
+	if (open_db(a.pos[0], 0, &db) != 0)
+		return EXIT_RUNTIME;
+	if (open_topic(db, a.pos[1], &t) != 0)
+		goto out;
+	mqlog_topic_config_get(t, &cfg);
+	n = mqlog_topic_partitions(t);
+	info = calloc(n ? n : 1, sizeof(*info));
+	if (info == NULL) {
+		warn("out of memory");
+		goto out;
+	}
+	/* Gather first, print after: the table's widths need every row. */
+	for (uint32_t p = 0; p < n; p++) {
+		rc = mqlog_partition_stat(t, p, &info[p]);
+		if (rc != 0) {
+			report(db, rc, "%s/%" PRIu32, a.pos[1], p);
+			ret = exit_for(rc);
+			goto out;
+		}
+	}
+	if (json)
+		describe_json(t, &cfg, info, n);
+	else
+		describe_text(t, &cfg, info, n);
+	ret = stdout_error();
+out:
+	free(info);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+	return ret;
+}
+
+/* ======================================================================== */
+/* produce                                                                  */
+/* ======================================================================== */
+
+/*
+ * Reading stdin.  The tool does its own line splitting over read(2) rather
+ * than getline(3) because it must know whether input is ready *without*
+ * blocking: stdio may hold buffered lines that poll(2) on the descriptor
+ * cannot see.  Here the buffer is ours, so "a complete line is buffered, or
+ * the descriptor is readable" is an exact answer.  Lines may be of any
+ * length: the buffer grows to hold the longest one.
+ */
+struct line_reader {
+	int fd;          /* descriptor read from */
+	char *buf;       /* unread input is buf[start, end) */
+	size_t cap;      /* bytes allocated at buf */
+	size_t start;    /* first byte not yet handed out */
+	size_t end;      /* one past the last byte read */
+	size_t scanned;  /* buf[start, start + scanned) holds no newline */
+	int eof;         /* read(2) returned 0 */
+	uint64_t line;   /* number of lines handed out so far */
+};
+
+#define LINE_READ_CHUNK (64u << 10)
+
+/*
+ * lr_next - the next line, without its newline, in *line / *len (valid
+ * until the next call).  A last line without a newline is a line too.
+ * Returns 1 with a line, 0 at the end of input, or -errno.
+ */
+static int lr_next(struct line_reader *lr, const char **line, size_t *len)
+{
+	for (;;) {
+		size_t avail = lr->end - lr->start;
+		char *nl = NULL;
+		ssize_t n;
+
+		if (avail > lr->scanned)
+			nl = memchr(lr->buf + lr->start + lr->scanned, '\n',
+				    avail - lr->scanned);
+		if (nl != NULL || (lr->eof && avail > 0)) {
+			*line = lr->buf + lr->start;
+			*len = nl ? (size_t)(nl - *line) : avail;
+			lr->start += *len + (nl ? 1 : 0);
+			lr->scanned = 0;
+			lr->line++;
+			return 1;
+		}
+		lr->scanned = avail;
+		if (lr->eof)
+			return 0;
+		/* Make room: move the partial line down, then grow. */
+		if (lr->start > 0) {
+			memmove(lr->buf, lr->buf + lr->start, avail);
+			lr->start = 0;
+			lr->end = avail;
+		}
+		if (lr->cap - lr->end < LINE_READ_CHUNK / 2) {
+			size_t ncap = lr->cap ? lr->cap * 2 : LINE_READ_CHUNK;
+			char *nbuf;
+
+			if (ncap < lr->cap)
+				return -ENOMEM;
+			nbuf = realloc(lr->buf, ncap);
+			if (nbuf == NULL)
+				return -ENOMEM;
+			lr->buf = nbuf;
+			lr->cap = ncap;
+		}
+		n = read(lr->fd, lr->buf + lr->end, lr->cap - lr->end);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			lr->eof = 1;
+		else
+			lr->end += (size_t)n;
+	}
+}
+
+/*
+ * lr_ready - 1 when lr_next() would return without blocking: a complete
+ * line is buffered, input has ended, or the descriptor has data (or an
+ * error or hang-up, which read(2) will then report).
+ */
+static int lr_ready(struct line_reader *lr)
+{
+	size_t avail = lr->end - lr->start;
+	struct pollfd pfd = {.fd = lr->fd, .events = POLLIN};
+
+	if (lr->eof)
+		return 1;
+	if (avail > lr->scanned) {
+		if (memchr(lr->buf + lr->start + lr->scanned, '\n',
+			   avail - lr->scanned) != NULL)
+			return 1;
+		lr->scanned = avail;
+	}
+	return poll(&pfd, 1, 0) != 0; /* an error: let read(2) say it */
+}
+
+/*
+ * Batching.  Records are gathered per partition and appended as one batch
+ * (one mqlog_append, so one write and, under sync always, one fdatasync per
+ * batch).  Because mqlog_append takes the whole batch at once, the bytes of
+ * every pending record are copied into the batch's arena; records refer to
+ * them by offset because the arena moves when it grows.
+ *
+ * A flush round appends every pending batch.  It also happens whenever
+ * stdin has no complete line ready, so that an interactive producer (or a
+ * slow pipe) sees its records written, and its offsets printed, at once.
+ */
+#define BATCH_MAX_RECORDS 1000        /* records in one batch */
+#define BATCH_MAX_BYTES (1u << 20)    /* key + value bytes in one batch */
+#define PENDING_MAX_RECORDS 100000    /* over all partitions */
+#define PENDING_MAX_BYTES (64u << 20) /* over all partitions */
+/*
+ * An upper bound on what the record encoding adds to key and value
+ * (length, attributes, timestamp and offset deltas, key and value lengths,
+ * header count: varints of at most 10 bytes each).  A record this close to
+ * max_record_bytes is appended alone, after everything before it, so that
+ * if it is refused no later record has been written.
+ */
+#define RECORD_OVERHEAD_MAX 64
+
+/* One pending record; its bytes are in the batch arena. */
+struct prec {
+	size_t key_off;  /* key bytes at arena + key_off */
+	size_t key_len;  /* key length (0 for a null key) */
+	size_t val_off;  /* value bytes at arena + val_off */
+	size_t val_len;  /* value length */
+	uint64_t line;   /* input line number, from 1 */
+	uint64_t offset; /* offset assigned by the append */
+	int has_key;     /* 0: null key */
+};
+
+/* The pending batch of one partition. */
+struct pbatch {
+	char *arena;       /* the bytes of the pending records */
+	size_t used;       /* bytes used at arena */
+	size_t arena_cap;  /* bytes allocated at arena */
+	struct prec *recs; /* pending records, in input order */
+	size_t count;      /* records at recs */
+	size_t recs_cap;   /* records allocated at recs */
+	size_t acked;      /* records [0, acked) appended this round */
+};
+
+/* One line of --print-offsets output, kept in input order. */
+struct pending_out {
+	uint32_t partition; /* partition of the record */
+	uint32_t index;     /* index of the record in its batch */
+};
+
+struct producer {
+	mqlog_topic *t;           /* topic appended to */
+	const mqlog *db;          /* for messages */
+	uint32_t partitions;      /* partitions of the topic */
+	int sync;                 /* sync argument of mqlog_append */
+	int print_offsets;        /* --print-offsets */
+	uint64_t max_record_bytes; /* the topic's max_record_bytes */
+	size_t batch_max_bytes;   /* flush a batch at this many bytes */
+	struct pbatch *batches;   /* one per partition */
+	uint32_t *active;         /* partitions with pending records, in
+				     order of their first pending record */
+	uint32_t nactive;         /* entries at active */
+	struct pending_out *out;  /* --print-offsets lines, input order */
+	size_t nout, out_cap;     /* entries at / allocated at out */
+	mqlog_msg *msgs;          /* scratch array for mqlog_append */
+	size_t pending_records;   /* records in all batches */
+	size_t pending_bytes;     /* key + value bytes in all batches */
+	uint32_t rr;              /* round-robin cursor for null keys */
+	/* The first failure of a flush round. */
+	int fail_rc;              /* its code, 0 when none */
+	uint64_t fail_line;       /* the input line of the failed record */
+	char fail_msg[1024];      /* mqlog_errmsg() when it failed */
+};
+
+/*
+ * grow - make room for @need elements of @elem bytes at @p (capacity *cap,
+ * doubled as needed).  Returns the (possibly moved) array, or NULL with @p
+ * untouched when memory runs out.
+ */
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	size_t ncap = *cap ? *cap : 16;
+	void *np;
+
+	if (need == 0)
+		need = 1; /* so that a first call allocates: NULL means failure */
+	if (need <= *cap && p != NULL)
+		return p;
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2 / elem)
+			return NULL;
+		ncap *= 2;
+	}
+	np = realloc(p, ncap * elem);
+	if (np != NULL)
+		*cap = ncap;
+	return np;
+}
+
+/* producer_add - queue one record for partition @p.  0 or -ENOMEM. */
+static int producer_add(struct producer *pr, uint32_t p, const char *key,
+			size_t klen, int has_key, const char *val, size_t vlen,
+			uint64_t line)
+{
+	struct pbatch *b = &pr->batches[p];
+	struct prec *r;
+	char *arena;
+	struct prec *recs;
+	struct pending_out *out;
+
+	arena = grow(b->arena, &b->arena_cap, b->used + klen + vlen, 1);
+	if (arena == NULL)
+		return -ENOMEM;
+	b->arena = arena;
+	recs = grow(b->recs, &b->recs_cap, b->count + 1, sizeof(*recs));
+	if (recs == NULL)
+		return -ENOMEM;
+	b->recs = recs;
+	if (pr->print_offsets) {
+		out = grow(pr->out, &pr->out_cap, pr->nout + 1, sizeof(*out));
+		if (out == NULL)
+			return -ENOMEM;
+		pr->out = out;
+	}
+	if (b->count == 0)
+		pr->active[pr->nactive++] = p;
+	r = &b->recs[b->count];
+	r->has_key = has_key;
+	r->key_off = b->used;
+	r->key_len = klen;
+	if (klen > 0)
+		memcpy(b->arena + b->used, key, klen);
+	b->used += klen;
+	r->val_off = b->used;
+	r->val_len = vlen;
+	if (vlen > 0)
+		memcpy(b->arena + b->used, val, vlen);
+	b->used += vlen;
+	r->line = line;
+	r->offset = 0;
+	if (pr->print_offsets) {
+		pr->out[pr->nout].partition = p;
+		pr->out[pr->nout].index = (uint32_t)b->count;
+		pr->nout++;
+	}
+	b->count++;
+	pr->pending_records++;
+	pr->pending_bytes += klen + vlen;
+	return 0;
+}
+
+/* A byte run of the arena; never NULL, since NULL would mean "null". */
+static mqlog_bytes arena_bytes(const struct pbatch *b, size_t off, size_t len)
+{
+	mqlog_bytes v = {"", 0};
+
+	if (len > 0) {
+		v.data = b->arena + off;
+		v.len = len;
+	}
+	return v;
+}
+
+/*
+ * append_range - append records [lo, hi) of partition @p's batch.  When the
+ * library refuses the batch for a reason that may belong to one record (a
+ * record too big, the topic full), the range is split in halves and each
+ * half retried, which finds the first refused record in O(log n) appends
+ * and writes every record before it.  Returns 0, or the error with
+ * *failed set to the index of the first record not written.
+ */
+static int append_range(struct producer *pr, uint32_t p, size_t lo, size_t hi,
+			size_t *failed)
+{
+	struct pbatch *b = &pr->batches[p];
+	uint64_t base = 0;
+	size_t mid;
+	int rc;
+
+	for (size_t i = lo; i < hi; i++) {
+		const struct prec *r = &b->recs[i];
+		mqlog_msg *m = &pr->msgs[i - lo];
+
+		memset(m, 0, sizeof(*m));
+		if (r->has_key)
+			m->key = arena_bytes(b, r->key_off, r->key_len);
+		m->value = arena_bytes(b, r->val_off, r->val_len);
+		m->timestamp = MQLOG_TIMESTAMP_NOW;
+	}
+	rc = mqlog_append(pr->t, p, pr->msgs, hi - lo, pr->sync, &base);
+	if (rc == 0) {
+		/*
+		 * Offsets are base + i only within one append: other
+		 * producers may append between the halves of a split.
+		 */
+		for (size_t i = lo; i < hi; i++)
+			b->recs[i].offset = base + (i - lo);
+		b->acked = hi;
+		return 0;
+	}
+	if (hi - lo > 1 && (rc == MQLOG_ETOOBIG || rc == MQLOG_EFULL)) {
+		mid = lo + (hi - lo) / 2;
+		rc = append_range(pr, p, lo, mid, failed);
+		if (rc != 0)
+			return rc;
+		return append_range(pr, p, mid, hi, failed);
+	}
+	*failed = lo;
+	return rc;
+}
+
+/*
+ * producer_flush - append every pending batch, print the offsets of what
+ * was written, in input order, and empty the batches.
+ *
+ * The contract (INTERFACES.md) is that produce stops at the first record
+ * that cannot be written and that every record before it is written and
+ * acknowledged.  Batches are appended in the order of their first record;
+ * once a record at line L has failed, later batches append only their
+ * records before line L.  A record after L may have been written by a batch
+ * appended before the failure was known, but it is not acknowledged: only
+ * lines before the failed one are printed.
+ *
+ * Returns 0, or the first failure's code (details in pr->fail_*).
+ */
+static int producer_flush(struct producer *pr)
+{
+	uint64_t fail_line = UINT64_MAX;
+	size_t failed = 0;
+	int rc;
+
+	for (uint32_t i = 0; i < pr->nactive; i++) {
+		uint32_t p = pr->active[i];
+		struct pbatch *b = &pr->batches[p];
+		size_t n = 0;
+
+		b->acked = 0;
+		while (n < b->count && b->recs[n].line < fail_line)
+			n++;
+		if (n == 0)
+			continue;
+		rc = append_range(pr, p, 0, n, &failed);
+		if (rc != 0 && b->recs[failed].line < fail_line) {
+			fail_line = b->recs[failed].line;
+			pr->fail_rc = rc;
+			pr->fail_line = fail_line;
+			snprintf(pr->fail_msg, sizeof(pr->fail_msg), "%s",
+				 lib_detail(pr->db, rc));
+		}
+	}
+
+	for (size_t i = 0; i < pr->nout; i++) {
+		const struct pending_out *o = &pr->out[i];
+		const struct prec *r = &pr->batches[o->partition].recs[o->index];
+
+		if (r->line >= fail_line)
+			break;
+		printf("%" PRIu32 " %" PRIu64 "\n", o->partition, r->offset);
+	}
+	fflush(stdout);
+
+	for (uint32_t i = 0; i < pr->nactive; i++) {
+		struct pbatch *b = &pr->batches[pr->active[i]];
+
+		b->count = 0;
+		b->used = 0;
+		b->acked = 0;
+	}
+	pr->nactive = 0;
+	pr->nout = 0;
+	pr->pending_records = 0;
+	pr->pending_bytes = 0;
+	return fail_line == UINT64_MAX ? 0 : pr->fail_rc;
+}
+
+static void producer_free(struct producer *pr)
+{
+	if (pr->batches != NULL) {
+		for (uint32_t p = 0; p < pr->partitions; p++) {
+			free(pr->batches[p].arena);
+			free(pr->batches[p].recs);
+		}
+	}
+	free(pr->batches);
+	free(pr->active);
+	free(pr->out);
+	free(pr->msgs);
+}
+
+/* parse_key_sep - one byte, or one of the escapes \t \n \\ \0-free. */
+static int parse_key_sep(const char *s, char *out)
+{
+	if (s[0] != '\0' && s[1] == '\0') {
+		*out = s[0];
+		return 0;
+	}
+	if (s[0] == '\\' && s[1] != '\0' && s[2] == '\0') {
+		switch (s[1]) {
+		case 't': *out = '\t'; return 0;
+		case '\\': *out = '\\'; return 0;
+		default: break;
+		}
+	}
+	return -1;
+}
+
+static int cmd_produce(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"key-sep", required_argument, NULL, O_KEY_SEP},
+		{"partition", required_argument, NULL, O_PARTITION},
+		{"sync", required_argument, NULL, O_SYNC},
+		{"print-offsets", no_argument, NULL, O_PRINT_OFFSETS},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct args a = {0};
+	struct line_reader lr = {.fd = STDIN_FILENO};
+	struct producer pr;
+	mqlog_topic_config cfg;
+	mqlog_topic *t = NULL;
+	mqlog *db = NULL;
+	int has_sep = 0, has_partition = 0;
+	uint32_t partition = 0;
+	char sep = 0;
+	int sync = MQLOG_SYNC_DEFAULT;
+	int c, rc, ret = EXIT_RUNTIME;
+
+	memset(&pr, 0, sizeof(pr));
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		rc = 0;
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_KEY_SEP:
+			if (parse_key_sep(optarg, &sep) != 0)
+				return usage_error(cmd,
+						   "--key-sep: '%s' is not a "
+						   "single character",
+						   optarg);
+			has_sep = 1;
+			break;
+		case O_PARTITION:
+			rc = opt_u32(cmd, "--partition", optarg, 0,
+				     MQLOG_MAX_PARTITIONS - 1, 0, &partition);
+			has_partition = 1;
+			break;
+		case O_SYNC:
+			rc = opt_sync(cmd, optarg, &sync);
+			break;
+		case O_PRINT_OFFSETS:
+			pr.print_offsets = 1;
+			break;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+		if (rc != 0)
+			return rc;
+	}
+	if (a.npos != 2)
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
+						   : "too many arguments");
+	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
+		return rc;
+
+	/* No CREATE: producing to a mistyped directory must fail. */
+	if (open_db(a.pos[0], 0, &db) != 0)
+		return EXIT_RUNTIME;
+	if (open_topic(db, a.pos[1], &t) != 0)
+		goto out;
+	pr.t = t;
+	pr.db = db;
+	pr.sync = sync;
+	pr.partitions = mqlog_topic_partitions(t);
+	if (has_partition && check_partition(t, partition) != 0)
+		goto out;
+	mqlog_topic_config_get(t, &cfg);
+	pr.max_record_bytes = cfg.max_record_bytes;
+	/*
+	 * Keep a batch well inside one segment, so that small segments roll
+	 * between batches rather than being overrun by one.
+	 */
+	pr.batch_max_bytes = BATCH_MAX_BYTES;
+	if (cfg.segment_bytes / 4 < pr.batch_max_bytes)
+		pr.batch_max_bytes = (size_t)(cfg.segment_bytes / 4);
+	pr.batches = calloc(pr.partitions, sizeof(*pr.batches));
+	pr.active = calloc(pr.partitions, sizeof(*pr.active));
+	pr.msgs = calloc(BATCH_MAX_RECORDS, sizeof(*pr.msgs));
+	if (pr.batches == NULL || pr.active == NULL || pr.msgs == NULL) {
+		warn("out of memory");
+		goto out;
+	}
+
+	for (;;) {
+		const char *line = NULL, *key = NULL, *val;
+		size_t len = 0, klen = 0, vlen;
+		uint32_t p;
+		int isolate;
+
+		if (pr.pending_records > 0 && !lr_ready(&lr)) {
+			if (producer_flush(&pr) != 0)
+				goto failed;
+		}
+		rc = lr_next(&lr, &line, &len);
+		if (rc < 0) {
+			/* What was read before the error is still written. */
+			if (producer_flush(&pr) != 0)
+				goto failed;
+			warn("read standard input after line %" PRIu64 ": %s",
+			     lr.line, strerror(-rc));
+			goto out;
+		}
+		if (rc == 0)
+			break;
+
+		val = line;
+		vlen = len;
+		if (has_sep) {
+			const char *s = memchr(line, sep, len);
+
+			if (s != NULL) {
+				key = line;
+				klen = (size_t)(s - line);
+				val = s + 1;
+				vlen = len - klen - 1;
+			}
+		}
+		if (has_partition)
+			p = partition;
+		else if (key != NULL)
+			p = mqlog_partition_for_key(key, klen, pr.partitions);
+		else
+			p = pr.rr++ % pr.partitions;
+
+		/*
+		 * A record that may be over the limit goes alone, after all
+		 * earlier records, so that its refusal stops the run right
+		 * there.
+		 */
+		isolate = klen + vlen + RECORD_OVERHEAD_MAX > pr.max_record_bytes;
+		if (isolate && pr.pending_records > 0 &&
+		    producer_flush(&pr) != 0)
+			goto failed;
+		if (producer_add(&pr, p, key, klen, key != NULL, val, vlen,
+				 lr.line) != 0) {
+			warn("out of memory at line %" PRIu64, lr.line);
+			goto out;
+		}
+		if (isolate || pr.batches[p].count >= BATCH_MAX_RECORDS ||
+		    pr.batches[p].used >= pr.batch_max_bytes ||
+		    pr.pending_records >= PENDING_MAX_RECORDS ||
+		    pr.pending_bytes >= PENDING_MAX_BYTES) {
+			if (producer_flush(&pr) != 0)
+				goto failed;
+		}
+	}
+	if (pr.pending_records > 0 && producer_flush(&pr) != 0)
+		goto failed;
+	ret = stdout_error();
+	goto out;
+
+failed:
+	fflush(stdout);
+	warn("line %" PRIu64 ": %s", pr.fail_line, pr.fail_msg);
+out:
+	producer_free(&pr);
+	free(lr.buf);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+	return ret;
+}
+
+/* ======================================================================== */
+/* consume                                                                  */
+/* ======================================================================== */
+
+enum format { FORMAT_VALUE, FORMAT_KV, FORMAT_JSON };
+
+/* Records read from one partition before moving to the next. */
+#define CONSUME_CHUNK 256
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void print_record(enum format fmt, const char *topic, uint32_t p,
+			 const mqlog_record *rec)
+{
+	switch (fmt) {
+	case FORMAT_VALUE:
+		fwrite(rec->value.data ? rec->value.data : "", 1,
+		       rec->value.len, stdout);
+		break;
+	case FORMAT_KV:
+		if (rec->key.data != NULL)
+			fwrite(rec->key.data, 1, rec->key.len, stdout);
+		putchar('\t');
+		fwrite(rec->value.data ? rec->value.data : "", 1,
+		       rec->value.len, stdout);
+		break;
+	case FORMAT_JSON:
+		fputs("{\"topic\":", stdout);
+		json_cstr(stdout, topic);
+		printf(",\"partition\":%" PRIu32 ",\"offset\":%" PRIu64
+		       ",\"timestamp\":%" PRId64 ",\"key\":",
+		       p, rec->offset, rec->timestamp);
+		json_bytes(stdout, rec->key);
+		fputs(",\"value\":", stdout);
+		json_bytes(stdout, rec->value);
+		putchar('}');
+		break;
+	}
+	putchar('\n');
+}
+
+/* position_reader - put @r where --from asks.  0, or reported error. */
+static int position_reader(mqlog *db, mqlog_topic *t, mqlog_reader *r,
+			   uint32_t p, const struct from_spec *from)
+{
+	const char *name = mqlog_topic_name(t);
+	mqlog_partition_info info;
+	int rc = 0;
+
+	switch (from->kind) {
+	case FROM_EARLIEST:
+		rc = mqlog_reader_seek(r, MQLOG_OFFSET_EARLIEST);
+		break;
+	case FROM_LATEST:
+		rc = mqlog_reader_seek(r, MQLOG_OFFSET_LATEST);
+		break;
+	case FROM_TIME:
+		rc = mqlog_reader_seek_time(r, from->timestamp);
+		break;
+	case FROM_OFFSET:
+		rc = mqlog_reader_seek(r, from->offset);
+		if (rc != MQLOG_ERANGE ||
+		    mqlog_partition_stat(t, p, &info) != 0)
+			break;
+		if (from->offset < info.start_offset) {
+			/*
+			 * Retention removed the records asked for: start at
+			 * the oldest that is left, as Kafka's "earliest"
+			 * reset does, and say so.
+			 */
+			warn("%s/%" PRIu32 ": offset %" PRIu64
+			     " was removed by retention; starting at %" PRIu64,
+			     name, p, from->offset, info.start_offset);
+			rc = mqlog_reader_seek(r, MQLOG_OFFSET_EARLIEST);
+		} else {
+			warn("%s/%" PRIu32 ": offset %" PRIu64
+			     " is past the end of the partition (%" PRIu64 ")",
+			     name, p, from->offset, info.end_offset);
+			return rc;
+		}
+		break;
+	}
+	if (rc != 0)
+		report(db, rc, "%s/%" PRIu32 ": seek", name, p);
+	return rc;
+}
+
+/* One partition being consumed. */
+struct cpart {
+	mqlog_reader *r;    /* its reader */
+	uint32_t partition; /* its number */
+};
+
+static int cmd_consume(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"group", required_argument, NULL, O_GROUP},
+		{"partition", required_argument, NULL, O_PARTITION},
+		{"from", required_argument, NULL, O_FROM},
+		{"max", required_argument, NULL, O_MAX},
+		{"idle-exit", required_argument, NULL, O_IDLE_EXIT},
+		{"format", required_argument, NULL, O_FORMAT},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static const char *const format_names[] = {"value", "kv", "json"};
+	struct args a = {0};
+	struct from_spec from = {.kind = FROM_EARLIEST};
+	struct sigaction sa, old_int, old_term;
+	mqlog_record *recs = NULL;
+	struct cpart *parts = NULL;
+	const char *group = NULL;
+	mqlog_topic *t = NULL;
+	mqlog *db = NULL;
+	enum format fmt = FORMAT_VALUE;
+	int has_partition = 0, has_max = 0, has_idle = 0;
+	uint32_t partition = 0, nparts = 0;
+	uint64_t max = 0, idle = 0, printed = 0;
+	int64_t last_record;
+	uint32_t turn = 0;
+	int c, rc, ret = EXIT_RUNTIME;
+
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		rc = 0;
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_GROUP:
+			if (optarg[0] == '\0')
+				return usage_error(cmd,
+						   "--group: the name is empty");
+			group = optarg;
+			break;
+		case O_PARTITION:
+			rc = opt_u32(cmd, "--partition", optarg, 0,
+				     MQLOG_MAX_PARTITIONS - 1, 0, &partition);
+			has_partition = 1;
+			break;
+		case O_FROM:
+			rc = opt_from(cmd, "--from", optarg, &from);
+			break;
+		case O_MAX:
+			rc = opt_u64(cmd, "--max", optarg, 0, UINT64_MAX, 0,
+				     &max);
+			has_max = 1;
+			break;
+		case O_IDLE_EXIT:
+			rc = opt_u64(cmd, "--idle-exit", optarg, 0, INT32_MAX,
+				     0, &idle);
+			has_idle = 1;
+			break;
+		case O_FORMAT: {
+			int f = lookup_name(format_names, 3, optarg);
+
+			if (f < 0)
+				return usage_error(cmd,
+						   "--format: '%s' is not one "
+						   "of value, kv, json",
+						   optarg);
+			fmt = (enum format)f;
+			break;
+		}
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+		if (rc != 0)
+			return rc;
+	}
+	if (a.npos != 2)
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
+						   : "too many arguments");
+	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
+		return rc;
+	if (group != NULL) {
+		warn("consumer groups are not available yet");
+		return EXIT_RUNTIME;
+	}
+
+	if (open_db(a.pos[0], 0, &db) != 0)
+		return EXIT_RUNTIME;
+	if (open_topic(db, a.pos[1], &t) != 0)
+		goto out;
+	if (has_partition && check_partition(t, partition) != 0)
+		goto out;
+	nparts = has_partition ? 1 : mqlog_topic_partitions(t);
+	parts = calloc(nparts, sizeof(*parts));
+	recs = calloc(CONSUME_CHUNK, sizeof(*recs));
+	if (parts == NULL || recs == NULL) {
+		warn("out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < nparts; i++) {
+		uint32_t p = has_partition ? partition : i;
+
+		parts[i].partition = p;
+		rc = mqlog_reader_open(t, p, &parts[i].r);
+		if (rc != 0) {
+			report(db, rc, "%s/%" PRIu32 ": open reader",
+			       a.pos[1], p);
+			ret = exit_for(rc);
+			goto out;
+		}
+		rc = position_reader(db, t, parts[i].r, p, &from);
+		if (rc != 0) {
+			ret = exit_for(rc);
+			goto out;
+		}
+	}
+
+	/*
+	 * Following forever ends with SIGINT or SIGTERM: the handler only
+	 * sets a flag, and the waits below are short enough (at most 250
+	 * ms) for the loop to notice it and shut down cleanly.
+	 */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART; /* no EINTR in the middle of stdio writes */
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+
+	last_record = now_mono_ms();
+	while (!stop_requested && !(has_max && printed >= max)) {
+		int any = 0;
+		int64_t now;
+		int slice;
+
+		/* Fair interleaving: up to a chunk from each partition. */
+		for (uint32_t i = 0; i < nparts; i++) {
+			size_t want = CONSUME_CHUNK, got = 0;
+
+			if (has_max && max - printed < want)
+				want = (size_t)(max - printed);
+			if (want == 0)
+				break;
+			rc = mqlog_reader_read(parts[i].r, recs, want, &got);
+			if (rc == MQLOG_ERANGE) {
+				/* Retention overtook us: skip to what is left. */
+				warn("%s/%" PRIu32 ": records at offset %" PRIu64
+				     " were removed by retention; skipping "
+				     "ahead",
+				     a.pos[1], parts[i].partition,
+				     mqlog_reader_position(parts[i].r));
+				rc = mqlog_reader_seek(parts[i].r,
+						       MQLOG_OFFSET_EARLIEST);
+				if (rc == 0) {
+					any = 1;
+					continue;
+				}
+			}
+			if (rc < 0) {
+				report(db, rc, "%s/%" PRIu32 ": read",
+				       a.pos[1], parts[i].partition);
+				ret = exit_for(rc);
+				goto restore;
+			}
+			for (size_t k = 0; k < got; k++)
+				print_record(fmt, a.pos[1], parts[i].partition,
+					     &recs[k]);
+			printed += got;
+			if (got > 0)
+				any = 1;
+			if (ferror(stdout))
+				goto output_error;
+		}
+		if (any) {
+			last_record = now_mono_ms();
+			continue;
+		}
+
+		/* Caught up everywhere: show what we have, then wait. */
+		if (fflush(stdout) != 0)
+			goto output_error;
+		now = now_mono_ms();
+		/*
+		 * One partition: wait on it alone.  Several: wait on each in
+		 * turn for a short slice, re-reading them all in between,
+		 * so that a record anywhere is seen within one slice.
+		 */
+		slice = nparts > 1 ? 10 : 250;
+		if (has_idle) {
+			int64_t left = last_record + (int64_t)idle - now;
+
+			if (left <= 0)
+				break;
+			if (left < slice)
+				slice = (int)left;
+		}
+		rc = mqlog_reader_wait(parts[turn].r, slice);
+		if (rc != 0 && rc != MQLOG_ETIMEDOUT) {
+			report(db, rc, "%s/%" PRIu32 ": wait", a.pos[1],
+			       parts[turn].partition);
+			ret = exit_for(rc);
+			goto restore;
+		}
+		turn = (turn + 1) % nparts;
+	}
+	if (fflush(stdout) != 0 || ferror(stdout))
+		goto output_error;
+	ret = 0;
+	goto restore;
+
+output_error:
+	/*
+	 * A reader that went away (consume | head) is a normal end for a
+	 * tool that may follow forever; anything else is an error.
+	 */
+	if (errno == EPIPE) {
+		ret = 0;
+	} else {
+		warn("write to standard output: %s", strerror(errno));
+		ret = EXIT_RUNTIME;
+	}
+restore:
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+out:
+	for (uint32_t i = 0; parts != NULL && i < nparts; i++)
+		mqlog_reader_close(parts[i].r);
+	free(parts);
+	free(recs);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+	return ret;
+}
+
+/* ======================================================================== */
+/* dump                                                                     */
+/* ======================================================================== */
+
+struct dump_ctx {
+	int json;          /* --json */
+	int opened;        /* JSON: the document's opening is printed */
+	uint64_t batches;  /* batches printed */
+	uint64_t records;  /* records printed in the current batch */
+	char *last_file;   /* file of the previous batch (text mode) */
+	mqlog_header hdr_stack[16]; /* headers of small records */
+};
+
+static void dump_open_json(struct dump_ctx *d)
+{
+	if (!d->opened) {
+		fputs("{\"batches\":[", stdout);
+		d->opened = 1;
+	}
+}
+
+static int dump_on_batch(void *arg, const mqlog_batch_info *b)
+{
+	struct dump_ctx *d = arg;
+	char t1[64], t2[64];
+
+	if (d->json) {
+		dump_open_json(d);
+		if (d->batches > 0)
+			fputs("]},", stdout);
+		fputs("\n{\"file\":", stdout);
+		json_cstr(stdout, b->file);
+		printf(",\"position\":%" PRIu64 ",\"length\":%" PRIu32
+		       ",\"base_offset\":%" PRIu64 ",\"record_count\":%" PRIu32
+		       ",\"first_timestamp\":%" PRId64
+		       ",\"max_timestamp\":%" PRId64 ",\"flags\":%u"
+		       ",\"producer_id\":%" PRIu64 ",\"base_sequence\":%" PRIu32
+		       ",\"header_checksum\":\"%016" PRIx64 "\""
+		       ",\"body_checksum\":\"%016" PRIx64 "\",\"records\":[",
+		       b->position, b->length, b->base_offset, b->record_count,
+		       b->first_timestamp, b->max_timestamp,
+		       (unsigned)b->flags, b->producer_id, b->base_sequence,
+		       b->header_checksum, b->body_checksum);
+	} else {
+		if (b->file != NULL &&
+		    (d->last_file == NULL || strcmp(d->last_file, b->file))) {
+			free(d->last_file);
+			d->last_file = strdup(b->file);
+			printf("%sfile %s\n", d->batches ? "\n" : "", b->file);
+		}
+		format_time(b->first_timestamp, t1, sizeof(t1));
+		format_time(b->max_timestamp, t2, sizeof(t2));
+		printf("batch at byte %" PRIu64 ": length %" PRIu32
+		       ", offsets %" PRIu64 "..%" PRIu64 " (%" PRIu32
+		       " record%s)\n"
+		       "  first_timestamp %" PRId64 " (%s)"
+		       "  max_timestamp %" PRId64 " (%s)\n"
+		       "  flags 0x%04x  producer_id %" PRIu64
+		       "  base_sequence %" PRIu32 "\n"
+		       "  header_checksum %016" PRIx64
+		       "  body_checksum %016" PRIx64 "\n",
+		       b->position, b->length, b->base_offset,
+		       b->base_offset + b->record_count -
+			       (b->record_count ? 1 : 0),
+		       b->record_count, b->record_count == 1 ? "" : "s",
+		       b->first_timestamp, t1, b->max_timestamp, t2,
+		       (unsigned)b->flags, b->producer_id, b->base_sequence,
+		       b->header_checksum, b->body_checksum);
+	}
+	d->batches++;
+	d->records = 0;
+	return ferror(stdout) ? -EIO : 0;
+}
+
+static int dump_on_record(void *arg, const mqlog_batch_info *b,
+			  const mqlog_record *rec)
+{
+	struct dump_ctx *d = arg;
+	mqlog_header *hdrs = d->hdr_stack;
+	int n = 0;
+
+	(void)b;
+	if (rec->header_count > 0) {
+		size_t want = rec->header_count;
+
+		if (want > sizeof(d->hdr_stack) / sizeof(d->hdr_stack[0])) {
+			hdrs = calloc(want, sizeof(*hdrs));
+			if (hdrs == NULL)
+				return MQLOG_ENOMEM;
+		}
+		n = mqlog_record_headers(rec, hdrs, want);
+		if (n < 0)
+			goto out;
+	}
+	if (d->json) {
+		printf("%s{\"offset\":%" PRIu64 ",\"timestamp\":%" PRId64
+		       ",\"key\":",
+		       d->records ? "," : "", rec->offset, rec->timestamp);
+		json_bytes(stdout, rec->key);
+		fputs(",\"value\":", stdout);
+		json_bytes(stdout, rec->value);
+		fputs(",\"headers\":[", stdout);
+		for (int i = 0; i < n; i++) {
+			fputs(i ? ",{\"key\":" : "{\"key\":", stdout);
+			json_bytes(stdout, hdrs[i].key);
+			fputs(",\"value\":", stdout);
+			json_bytes(stdout, hdrs[i].value);
+			putchar('}');
+		}
+		fputs("]}", stdout);
+	} else {
+		printf("  record %" PRIu64 "  timestamp %" PRId64 "  key ",
+		       rec->offset, rec->timestamp);
+		c_escape(stdout, rec->key);
+		fputs("  value ", stdout);
+		c_escape(stdout, rec->value);
+		printf("  headers %" PRIu32 "\n", rec->header_count);
+		for (int i = 0; i < n; i++) {
+			fputs("    header ", stdout);
+			c_escape(stdout, hdrs[i].key);
+			fputs(" = ", stdout);
+			c_escape(stdout, hdrs[i].value);
+			putchar('\n');
+		}
+	}
+	d->records++;
+	n = ferror(stdout) ? -EIO : 0;
+out:
+	if (hdrs != d->hdr_stack)
+		free(hdrs);
+	return n < 0 ? n : 0;
+}
+
+static int cmd_dump(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, O_JSON},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static const mqlog_scan_ops ops = {
+		.on_batch = dump_on_batch,
+		.on_record = dump_on_record,
+	};
+	struct args a = {0};
+	struct dump_ctx d;
+	mqlog_topic *t = NULL;
+	mqlog *db = NULL;
+	uint32_t partition = 0;
+	const char *what;
+	char where[512];
+	struct stat st;
+	int c, rc, ret = EXIT_RUNTIME;
+
+	memset(&d, 0, sizeof(d));
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_JSON:
+			d.json = 1;
+			break;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+	}
+	if (a.npos != 1 && a.npos != 3)
+		return usage_error(cmd, "want DIR TOPIC PARTITION, or a "
+					"SEGMENT_FILE");
+	if (a.npos == 1 && stat(a.pos[0], &st) == 0 && S_ISDIR(st.st_mode))
+		return usage_error(cmd,
+				   "'%s' is a directory: give DIR TOPIC "
+				   "PARTITION, or a segment file",
+				   a.pos[0]);
+	if (a.npos == 3) {
+		if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
+			return rc;
+		if ((rc = opt_u32(cmd, "PARTITION", a.pos[2], 0,
+				  MQLOG_MAX_PARTITIONS - 1, 0, &partition)))
+			return rc;
+	}
+
+	if (a.npos == 1) {
+		what = a.pos[0];
+		rc = mqlog_scan_file(a.pos[0], &ops, &d);
+	} else {
+		snprintf(where, sizeof(where), "%s/%" PRIu32, a.pos[1],
+			 partition);
+		what = where;
+		if (open_db(a.pos[0], 0, &db) != 0)
+			return EXIT_RUNTIME;
+		if (open_topic(db, a.pos[1], &t) != 0)
+			goto out;
+		if (check_partition(t, partition) != 0)
+			goto out;
+		rc = mqlog_scan_partition(t, partition, &ops, &d);
+	}
+
+	/*
+	 * Close the JSON document even after corruption: what was valid is
+	 * printed, and the error is part of the document as well as on
+	 * stderr.  Other errors (a missing file) print no document unless
+	 * batches were already out.
+	 */
+	if (d.json && (rc == 0 || rc == MQLOG_ECORRUPT || d.opened)) {
+		dump_open_json(&d);
+		if (d.batches > 0)
+			fputs("]}", stdout);
+		fputs("\n],\"error\":", stdout);
+		json_cstr(stdout, rc == 0 ? NULL : lib_detail(db, rc));
+		fputs("}\n", stdout);
+	}
+	if (rc == 0) {
+		ret = stdout_error();
+	} else if (rc == -EIO && ferror(stdout)) {
+		ret = stdout_error();
+	} else {
+		if (a.npos == 1)
+			report_lib(db, rc); /* the message names the file */
+		else
+			report(db, rc, "%s", what);
+		ret = exit_for(rc);
+	}
+out:
+	free(d.last_file);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+	return ret;
+}
+
+/* ======================================================================== */
+/* verify                                                                   */
+/* ======================================================================== */
+
+/* One problem found by mqlog_verify(), copied for the JSON output. */
+struct problem {
+	char *topic;        /* topic, or NULL */
+	uint32_t partition; /* partition */
+	char *file;         /* file, or NULL */
+	uint64_t position;  /* byte position in file */
+	char *what;         /* description */
+};
+
+struct verify_ctx {
+	int json;             /* collect instead of printing */
+	struct problem *list; /* collected problems */
+	size_t n, cap;        /* entries at / allocated at list */
+	int oom;              /* a problem could not be recorded */
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void verify_problem(void *arg, const char *topic, uint32_t partition,
+			   const char *file, uint64_t position,
+			   const char *what)
+{
+	struct verify_ctx *v = arg;
+	struct problem *p;
+
+	if (!v->json) {
+		fflush(stdout);
+		fputs(PROGNAME ": verify: ", stderr);
+		if (topic != NULL)
+			fprintf(stderr, "%s/%" PRIu32 ": ", topic, partition);
+		if (file != NULL)
+			fprintf(stderr, "%s at byte %" PRIu64 ": ", file,
+				position);
+		fprintf(stderr, "%s\n", what ? what : "problem");
+		return;
+	}
+	p = grow(v->list, &v->cap, v->n + 1, sizeof(*p));
+	if (p == NULL) {
+		v->oom = 1;
+		return;
+	}
+	v->list = p;
+	p = &v->list[v->n++];
+	p->topic = dup_or_null(topic);
+	p->partition = partition;
+	p->file = dup_or_null(file);
+	p->position = position;
+	p->what = dup_or_null(what);
+}
+
+static int cmd_verify(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, O_JSON},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct args a = {0};
+	struct verify_ctx v;
+	mqlog_verify_stats st;
+	const char *topic = NULL;
+	mqlog *db = NULL;
+	int c, rc, ret = EXIT_RUNTIME;
+	int ok;
+
+	memset(&v, 0, sizeof(v));
+	memset(&st, 0, sizeof(st));
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_JSON:
+			v.json = 1;
+			break;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+	}
+	if (a.npos < 1 || a.npos > 2)
+		return usage_error(cmd, a.npos < 1 ? "missing DIR"
+						   : "too many arguments");
+	if (a.npos == 2) {
+		topic = a.pos[1];
+		if ((rc = check_topic_name(cmd, topic)) != 0)
+			return rc;
+	}
+
+	if (open_db(a.pos[0], 0, &db) != 0)
+		return EXIT_RUNTIME;
+	rc = mqlog_verify(db, topic, verify_problem, &v, &st);
+	if (rc != 0 && rc != MQLOG_ECORRUPT) {
+		if (rc == MQLOG_ENOENT && topic != NULL)
+			report(db, rc, "topic '%s'", topic);
+		else
+			report(db, rc, "verify %s", a.pos[0]);
+		goto out;
+	}
+	ok = rc == 0 && st.problems == 0;
+	if (v.json) {
+		printf("{\"ok\":%s,\"topics\":%" PRIu64 ",\"partitions\":%" PRIu64
+		       ",\"segments\":%" PRIu64 ",\"batches\":%" PRIu64
+		       ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
+		       ",\"index_entries\":%" PRIu64 ",\"problems\":[",
+		       ok ? "true" : "false", st.topics, st.partitions,
+		       st.segments, st.batches, st.records, st.bytes,
+		       st.index_entries);
+		for (size_t i = 0; i < v.n; i++) {
+			const struct problem *p = &v.list[i];
+
+			fputs(i ? ",\n{\"topic\":" : "\n{\"topic\":", stdout);
+			json_cstr(stdout, p->topic);
+			printf(",\"partition\":%" PRIu32 ",\"file\":",
+			       p->partition);
+			json_cstr(stdout, p->file);
+			printf(",\"position\":%" PRIu64 ",\"what\":",
+			       p->position);
+			json_cstr(stdout, p->what);
+			putchar('}');
+		}
+		fputs("]}\n", stdout);
+		if (v.oom)
+			warn("out of memory: some problems are missing from "
+			     "the list");
+	} else {
+		printf("%-14s %" PRIu64 "\n%-14s %" PRIu64 "\n%-14s %" PRIu64
+		       "\n%-14s %" PRIu64 "\n%-14s %" PRIu64
+		       "\n%-14s %" PRIu64 "\n%-14s %" PRIu64 "\n",
+		       "topics", st.topics, "partitions", st.partitions,
+		       "segments", st.segments, "batches", st.batches,
+		       "records", st.records, "bytes", st.bytes,
+		       "index entries", st.index_entries);
+		if (ok)
+			puts("result         ok");
+		else
+			printf("result         %" PRIu64 " problem%s found\n",
+			       st.problems, st.problems == 1 ? "" : "s");
+	}
+	ret = stdout_error();
+	if (ret == 0 && !ok) {
+		warn("verify %s: %" PRIu64 " problem%s found", a.pos[0],
+		     st.problems, st.problems == 1 ? "" : "s");
+		ret = EXIT_CORRUPT;
+	}
+out:
+	for (size_t i = 0; i < v.n; i++) {
+		free(v.list[i].topic);
+		free(v.list[i].file);
+		free(v.list[i].what);
+	}
+	free(v.list);
+	mqlog_close(db);
+	return ret;
+}
+
+/* ======================================================================== */
+/* recover                                                                  */
+/* ======================================================================== */
+
+static int cmd_recover(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct args a = {0};
+	mqlog_recover_stats st;
+	const char *topic = NULL;
+	mqlog *db = NULL;
+	int c, rc, ret;
+
+	memset(&st, 0, sizeof(st));
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+	}
+	if (a.npos < 1 || a.npos > 2)
+		return usage_error(cmd, a.npos < 1 ? "missing DIR"
+						   : "too many arguments");
+	if (a.npos == 2) {
+		topic = a.pos[1];
+		if ((rc = check_topic_name(cmd, topic)) != 0)
+			return rc;
+	}
+
+	/* No CREATE: there is nothing to recover in a new directory. */
+	if (open_db(a.pos[0], 0, &db) != 0)
+		return EXIT_RUNTIME;
+	rc = mqlog_recover(db, topic, &st);
+	if (rc == 0 || rc == MQLOG_ECORRUPT)
+		printf("recovered %" PRIu64 " partition%s: removed %" PRIu64
+		       " torn-tail byte%s, rewrote %" PRIu64
+		       " index entr%s\n",
+		       st.partitions, st.partitions == 1 ? "" : "s",
+		       st.truncated_bytes, st.truncated_bytes == 1 ? "" : "s",
+		       st.index_entries, st.index_entries == 1 ? "y" : "ies");
+	ret = stdout_error();
+	if (rc != 0) {
+		if (rc == MQLOG_ECORRUPT)
+			report(db, rc,
+			       "recover %s: corruption in sealed data was left "
+			       "in place",
+			       a.pos[0]);
+		else
+			report(db, rc, "recover %s", a.pos[0]);
+		ret = exit_for(rc);
+	}
+	mqlog_close(db);
+	return ret;
+}
+
+/* ======================================================================== */
+/* groups, reset-offsets (consumer groups come with a later version)        */
+/* ======================================================================== */
+
+static int groups_unavailable(void)
+{
+	warn("consumer groups are not available yet");
+	return EXIT_RUNTIME;
+}
+
+static int cmd_groups(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, O_JSON},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct args a = {0};
+	int c;
+
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_JSON:
+			break;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+	}
+	if (a.npos != 1)
+		return usage_error(cmd, a.npos < 1 ? "missing DIR"
+						   : "too many arguments");
+	return groups_unavailable();
+}
+
+static int cmd_reset_offsets(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"to", required_argument, NULL, O_TO},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct args a = {0};
+	struct from_spec to;
+	int has_to = 0;
+	int c, rc;
+
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_TO:
+			if ((rc = opt_from(cmd, "--to", optarg, &to)) != 0)
+				return rc;
+			has_to = 1;
+			break;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+	}
+	if (a.npos != 3)
+		return usage_error(cmd, a.npos < 3 ? "missing DIR, GROUP or "
+						     "TOPIC"
+						   : "too many arguments");
+	if (a.pos[1][0] == '\0')
+		return usage_error(cmd, "the GROUP name is empty");
+	if ((rc = check_topic_name(cmd, a.pos[2])) != 0)
+		return rc;
+	if (!has_to)
+		return usage_error(cmd, "--to is required");
+	return groups_unavailable();
+}
+
+/* ======================================================================== */
+/* Commands and main                                                        */
+/* ======================================================================== */
+
+static const struct command commands[] = {
+	{
+		"create", cmd_create,
+		PROGNAME " create DIR TOPIC [--partitions N] [--segment-bytes B]\n"
+		"         [--sync none|interval|always] [--sync-interval-ms T]\n"
+		"         [--retention-ms T] [--retention-bytes B] "
+		"[--max-messages N]\n"
+		"         [--full-policy drop-oldest|reject|block]\n"
+		"         [--max-record-bytes B] [--index-interval-bytes B] "
+		"[--if-not-exists]",
+		"Create topic TOPIC in data directory DIR (DIR is created if "
+		"needed).",
+		"\n"
+		"Options (limits apply to each partition; sizes take an "
+		"optional K/M/G/T\nsuffix, powers of 1024):\n"
+		"  --partitions N            partitions, 1 to 100000 "
+		"(default 1)\n"
+		"  --segment-bytes B         segment roll size, at least 4096 "
+		"(default 1G)\n"
+		"  --sync POLICY             none: page cache only (default);\n"
+		"                            interval: background fdatasync "
+		"every T ms;\n"
+		"                            always: fdatasync before an "
+		"append returns\n"
+		"  --sync-interval-ms T      period of the interval policy "
+		"(default 1000)\n"
+		"  --retention-ms T          keep records T ms "
+		"(default unlimited)\n"
+		"  --retention-bytes B       keep at most B bytes "
+		"(default unlimited)\n"
+		"  --max-messages N          keep at most N records "
+		"(default unlimited)\n"
+		"  --full-policy POLICY      at a limit: drop-oldest "
+		"(default), reject, block\n"
+		"  --max-record-bytes B      largest encoded record "
+		"(default 1M)\n"
+		"  --index-interval-bytes B  log bytes between index entries "
+		"(default 4K)\n"
+		"  --if-not-exists           succeed if the topic exists "
+		"already\n"
+		"Limits take 'unlimited' or -1 for no limit.\n",
+	},
+	{
+		"topics", cmd_topics,
+		PROGNAME " topics DIR [--json]",
+		"List the topics of DIR, one name a line.",
+		"\n"
+		"Options:\n"
+		"  --json    print {\"topics\":[{\"name\":...,\"partitions\":"
+		"...},...]}\n",
+	},
+	{
+		"describe", cmd_describe,
+		PROGNAME " describe DIR TOPIC [--json]",
+		"Show the configuration of TOPIC and the state of each "
+		"partition:\nstart and end offsets, records, segments, bytes, "
+		"durable offset, failed flag.",
+		"\n"
+		"Options:\n"
+		"  --json    print one JSON document "
+		"{\"topic\":...,\"config\":{...},\"partitions\":[...]}\n",
+	},
+	{
+		"produce", cmd_produce,
+		PROGNAME " produce DIR TOPIC [--key-sep C] [--partition P]\n"
+		"         [--sync none|interval|always] [--print-offsets]",
+		"Append the lines of standard input to TOPIC, one record a "
+		"line.",
+		"\n"
+		"The trailing newline is not part of the record; an empty "
+		"line is an empty\nvalue.  Records without a key go to the "
+		"partitions in turn; keyed records to\nthe partition of their "
+		"key.  Produce stops at the first record that cannot be\n"
+		"written (exit 1, the input line named on stderr); the "
+		"records before it stay\nwritten and acknowledged.\n"
+		"\n"
+		"Options:\n"
+		"  --key-sep C       the text before the first C is the key "
+		"(\\t for a tab);\n"
+		"                    a line without C has a null key\n"
+		"  --partition P     write every record to partition P\n"
+		"  --sync POLICY     sync policy for these appends "
+		"(default: the topic's)\n"
+		"  --print-offsets   print \"PARTITION OFFSET\" per record, in "
+		"input order,\n"
+		"                    once it is durable under the sync "
+		"policy\n",
+	},
+	{
+		"consume", cmd_consume,
+		PROGNAME " consume DIR TOPIC [--group G] [--partition P]\n"
+		"         [--from earliest|latest|OFFSET|@EPOCH_MS] [--max N] "
+		"[--idle-exit MS]\n"
+		"         [--format value|kv|json]",
+		"Print the records of TOPIC, one a line.",
+		"\n"
+		"Without --partition every partition is read, each in offset "
+		"order.  Without\n--max and --idle-exit, consume follows the "
+		"log like tail -f until interrupted.\n"
+		"\n"
+		"Options:\n"
+		"  --partition P   read partition P only\n"
+		"  --from WHERE    earliest (default), latest (only new "
+		"records), an OFFSET,\n"
+		"                  or @EPOCH_MS: the first record stamped at "
+		"or after it\n"
+		"  --max N         exit after N records\n"
+		"  --idle-exit MS  exit after MS milliseconds without a new "
+		"record\n"
+		"  --format F      value (default): the value;  kv: key TAB "
+		"value;\n"
+		"                  json: {\"topic\",\"partition\",\"offset\","
+		"\"timestamp\",\"key\",\"value\"}\n"
+		"  --group G       consume as member of group G "
+		"(not available yet)\n",
+	},
+	{
+		"groups", cmd_groups,
+		PROGNAME " groups DIR [--json]",
+		"List consumer groups, members, committed offsets and lag "
+		"(not available yet).",
+		"",
+	},
+	{
+		"reset-offsets", cmd_reset_offsets,
+		PROGNAME " reset-offsets DIR GROUP TOPIC --to "
+		"earliest|latest|OFFSET|@EPOCH_MS",
+		"Move the committed offsets of GROUP on TOPIC "
+		"(not available yet).",
+		"",
+	},
+	{
+		"dump", cmd_dump,
+		PROGNAME " dump DIR TOPIC PARTITION [--json]\n"
+		"       " PROGNAME " dump SEGMENT_FILE [--json]",
+		"Print the batches and records of a partition or of one "
+		"segment file as\nstored, validating each batch.",
+		"\n"
+		"Stops at the first invalid batch: what was valid is printed, "
+		"the error goes\nto stderr and the exit status is 3.\n"
+		"\n"
+		"Options:\n"
+		"  --json    print one JSON document "
+		"{\"batches\":[{...,\"records\":[...]}],\"error\":...}\n",
+	},
+	{
+		"verify", cmd_verify,
+		PROGNAME " verify DIR [TOPIC] [--json]",
+		"Check every batch checksum, the offsets within and across "
+		"segments, and every\nderived index entry; change nothing.  "
+		"Exit status 3 when corruption is found.",
+		"\n"
+		"Options:\n"
+		"  --json    print one JSON document "
+		"{\"ok\":...,\"problems\":[...],...}\n",
+	},
+	{
+		"recover", cmd_recover,
+		PROGNAME " recover DIR [TOPIC]",
+		"Truncate torn tails of active segments and rebuild the "
+		"derived indexes.\nCorruption inside sealed segments is "
+		"reported (exit 3), never removed.\nDo not run it while other "
+		"processes append.",
+		"",
+	},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void print_main_help(FILE *f)
+{
+	fprintf(f,
+		"usage: %s COMMAND ARGS... [OPTIONS]\n"
+		"       %s help COMMAND\n"
+		"\n"
+		"Create, inspect, produce to, replay, verify and repair an "
+		"mqlog data directory.\n"
+		"\n"
+		"Commands:\n",
+		PROGNAME, PROGNAME);
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		const char *s = commands[i].summary;
+		const char *nl = strchr(s, '\n');
+		int len = nl ? (int)(nl - s) : (int)strlen(s);
+
+		fprintf(f, "  %-14s %.*s\n", commands[i].name, len, s);
+	}
+	fprintf(f,
+		"\n"
+		"Options:\n"
+		"  -h, --help     print this help; '%s COMMAND --help' for a "
+		"command\n"
+		"  -V, --version  print the version\n"
+		"\n"
+		"Exit status: 0 success, 1 runtime error, 2 usage error, "
+		"3 corruption found.\n",
+		PROGNAME);
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *cmd;
+	static char outbuf[1 << 16];
+	int ret;
+
+	/*
+	 * A large buffer makes consume cheap per record; it is flushed at
+	 * every idle point and by produce after every append round.
+	 */
+	setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+	/*
+	 * A closed output pipe is seen as EPIPE on write, so that the tool
+	 * can still close its handles (which writes the buffered indexes).
+	 */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (argc < 2)
+		return usage_error(NULL, "no command given");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		print_main_help(stdout);
+		return stdout_error();
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("%s %s\n", PROGNAME, TOOL_VERSION);
+		return stdout_error();
+	}
+	if (strcmp(argv[1], "help") == 0) {
+		if (argc == 2) {
+			print_main_help(stdout);
+			return stdout_error();
+		}
+		if (argc > 3)
+			return usage_error(NULL, "help takes one COMMAND");
+		cmd = find_command(argv[2]);
+		if (cmd == NULL)
+			return usage_error(NULL, "unknown command '%s'",
+					   argv[2]);
+		print_help(cmd, stdout);
+		return stdout_error();
+	}
+	cmd = find_command(argv[1]);
+	if (cmd == NULL) {
+		if (argv[1][0] == '-')
+			return usage_error(NULL, "unknown option '%s'",
+					   argv[1]);
+		return usage_error(NULL, "unknown command '%s'", argv[1]);
+	}
+	ret = cmd->run(cmd, argc - 1, argv + 1);
+	if (fflush(stdout) != 0 && ret == 0)
+		ret = EXIT_RUNTIME;
+	return ret;
+}
