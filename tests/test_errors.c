@@ -9,6 +9,7 @@
  * even when a test failed); otherwise they fall back to permissions or
  * print why they skip.
  */
+#include <pthread.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 
@@ -462,7 +463,9 @@ END_TEST
 START_TEST(test_bad_paths)
 {
 	mqlog_options o;
-	mqlog *db = NULL;
+	static char sentinel;
+	mqlog *const sent = (mqlog *)(void *)&sentinel;
+	mqlog *db = sent;
 	char file[4096];
 	static const char content[] = "not a data directory\n";
 	size_t len;
@@ -474,7 +477,7 @@ START_TEST(test_bad_paths)
 	o.flags = 0;
 	rc = mqlog_open(fx_path("%s/missing", fx_dir), &o, &db);
 	ck_assert_int_eq(rc, MQLOG_ENOENT);
-	ck_assert_ptr_null(db);
+	ck_assert_ptr_eq(db, sent);
 	H_ASSERT_MSG(NULL);
 	ck_assert_msg(h_contains(mqlog_errmsg(NULL), "missing"), "%s",
 		      mqlog_errmsg(NULL));
@@ -490,12 +493,12 @@ START_TEST(test_bad_paths)
 		o.flags = create ? MQLOG_OPEN_CREATE : 0;
 		rc = mqlog_open(file, &o, &db);
 		ck_assert_int_lt(rc, 0);
-		ck_assert_ptr_null(db);
+		ck_assert_ptr_eq(db, sent);
 		H_ASSERT_MSG(NULL);
 	}
 	rc = mqlog_open(file, NULL, &db);
 	ck_assert_int_lt(rc, 0);
-	ck_assert_ptr_null(db);
+	ck_assert_ptr_eq(db, sent);
 	back = h_slurp(file, &len);
 	ck_assert_uint_eq(len, strlen(content));
 	ck_assert(memcmp(back, content, len) == 0);
@@ -503,7 +506,7 @@ START_TEST(test_bad_paths)
 
 	rc = mqlog_open("", NULL, &db);
 	ck_assert_int_lt(rc, 0);
-	ck_assert_ptr_null(db);
+	ck_assert_ptr_eq(db, sent);
 	H_ASSERT_MSG(NULL);
 
 	/* A directory whose LMDB file is garbage is refused, not crashed on. */
@@ -521,7 +524,7 @@ START_TEST(test_bad_paths)
 	}
 	rc = mqlog_open(fx_path("%s/junk", fx_dir), NULL, &db);
 	ck_assert_int_lt(rc, 0);
-	ck_assert_ptr_null(db);
+	ck_assert_ptr_eq(db, sent);
 	H_ASSERT_MSG(NULL);
 }
 END_TEST
@@ -567,6 +570,70 @@ START_TEST(test_strerror_errname)
 }
 END_TEST
 
+struct msg_thread {
+	mqlog *db;          /* shared directory */
+	char before[512];   /* this thread's message after its own failure */
+	char after[512];    /* the same, after the main thread failed too */
+	int rc;             /* its failure code */
+	int step;           /* handshake: 1 failed, 2 main failed */
+	pthread_mutex_t mu; /* protects step */
+	pthread_cond_t cv;  /* signals step changes */
+};
+
+static void *msg_thread_run(void *arg)
+{
+	struct msg_thread *m = arg;
+	mqlog_topic *t = NULL;
+	m->rc = mqlog_topic_open(m->db, "thread-topic-xyz", &t);
+	snprintf(m->before, sizeof m->before, "%s", mqlog_errmsg(m->db));
+	pthread_mutex_lock(&m->mu);
+	m->step = 1;
+	pthread_cond_broadcast(&m->cv);
+	while (m->step != 2)
+		pthread_cond_wait(&m->cv, &m->mu);
+	pthread_mutex_unlock(&m->mu);
+	snprintf(m->after, sizeof m->after, "%s", mqlog_errmsg(m->db));
+	return NULL;
+}
+
+/* mqlog_errmsg is per thread: another thread's failure does not replace
+ * the message of this one. */
+START_TEST(test_errmsg_per_thread)
+{
+	static struct msg_thread m;
+	pthread_t th;
+	int rc;
+	m.db = h_open(dbdir());
+	m.step = 0;
+	pthread_mutex_init(&m.mu, NULL);
+	pthread_cond_init(&m.cv, NULL);
+	ck_assert_int_eq(pthread_create(&th, NULL, msg_thread_run, &m), 0);
+	pthread_mutex_lock(&m.mu);
+	while (m.step != 1)
+		pthread_cond_wait(&m.cv, &m.mu);
+	pthread_mutex_unlock(&m.mu);
+
+	rc = mqlog_topic_create(m.db, "bad name", NULL);
+	ck_assert_int_eq(rc, MQLOG_EINVAL);
+	pthread_mutex_lock(&m.mu);
+	m.step = 2;
+	pthread_cond_broadcast(&m.cv);
+	pthread_mutex_unlock(&m.mu);
+	pthread_join(th, NULL);
+
+	ck_assert_int_eq(m.rc, MQLOG_ENOENT);
+	ck_assert_msg(strstr(m.before, "thread-topic-xyz") != NULL, "%s",
+		      m.before);
+	ck_assert_str_eq(m.after, m.before);
+	ck_assert_msg(strstr(mqlog_errmsg(m.db), "thread-topic-xyz") == NULL,
+		      "main thread sees the other thread's message: %s",
+		      mqlog_errmsg(m.db));
+	pthread_mutex_destroy(&m.mu);
+	pthread_cond_destroy(&m.cv);
+	mqlog_close(m.db);
+}
+END_TEST
+
 static Suite *errors_suite(void)
 {
 	Suite *s = suite_create("errors");
@@ -579,6 +646,7 @@ static Suite *errors_suite(void)
 	tcase_add_test(tc, test_bad_values);
 	tcase_add_test(tc, test_bad_paths);
 	tcase_add_test(tc, test_strerror_errname);
+	tcase_add_test(tc, test_errmsg_per_thread);
 	suite_add_tcase(s, tc);
 	return s;
 }

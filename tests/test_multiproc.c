@@ -389,6 +389,64 @@ START_TEST(test_fork_with_open_parent)
 }
 END_TEST
 
+/* A topic deleted by one process while another has it open: the other
+ * process's appends get MQLOG_EDELETED instead of writing anywhere. */
+START_TEST(test_delete_while_open_elsewhere)
+{
+	int ready[2], go[2];
+	pid_t pid;
+	char c;
+	create_topic(MQLOG_SYNC_NONE, 1 << 20);
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		mqlog *db = NULL;
+		mqlog_topic *t = NULL;
+		mqlog_msg m = h_msg("late", 1);
+		int rc;
+		close(ready[0]);
+		close(go[1]);
+		if (mqlog_open(dbdir(), NULL, &db) != 0 ||
+		    mqlog_topic_open(db, "t", &t) != 0 ||
+		    append_tagged(t, 1, 3, MQLOG_SYNC_NONE) != 0)
+			_exit(10);
+		c = 'r';
+		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(11);
+		rc = mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL);
+		mqlog_topic_close(t);
+		mqlog_close(db);
+		_exit(rc == MQLOG_EDELETED ? 0 : rc == 0 ? 12 : 13);
+	}
+	close(ready[1]);
+	close(go[0]);
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	{
+		mqlog *db = h_open(dbdir());
+		ck_assert_int_eq(mqlog_topic_delete(db, "t"), 0);
+		mqlog_close(db);
+	}
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	{
+		int st = wait_child(pid);
+		ck_assert_msg(st == 0, "child append after delete: exit %d "
+			      "(12: it succeeded, 13: another error)", st);
+	}
+	close(ready[0]);
+	close(go[1]);
+	{
+		mqlog *db = h_open(dbdir());
+		mqlog_topic *t = NULL;
+		ck_assert_int_eq(mqlog_topic_open(db, "t", &t), MQLOG_ENOENT);
+		ck_assert(!h_exists(fx_path("%s/topics/t", dbdir())));
+		mqlog_close(db);
+	}
+}
+END_TEST
+
 static Suite *multiproc_suite(void)
 {
 	Suite *s = suite_create("multiproc");
@@ -401,6 +459,7 @@ static Suite *multiproc_suite(void)
 	tcase_add_test(tc, test_sigkill_appender);
 	tcase_add_test(tc, test_concurrent_readers);
 	tcase_add_test(tc, test_fork_with_open_parent);
+	tcase_add_test(tc, test_delete_while_open_elsewhere);
 	suite_add_tcase(s, tc);
 	return s;
 }

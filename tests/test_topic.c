@@ -402,16 +402,18 @@ START_TEST(test_delete_busy)
 	mqlog_topic *t;
 	int rc;
 
-	h_create(db, "t", NULL);
-	t = h_topic(db, "t");
+	h_create(db, "busytopic", NULL);
+	t = h_topic(db, "busytopic");
 	h_append1(t, 0, "a");
-	rc = mqlog_topic_delete(db, "t");
+	rc = mqlog_topic_delete(db, "busytopic");
 	ck_assert_int_eq(rc, MQLOG_EBUSY);
 	H_ASSERT_MSG(db);
+	ck_assert_msg(h_contains(mqlog_errmsg(db), "busytopic"), "%s",
+		      mqlog_errmsg(db));
 	ck_assert_uint_eq(h_append1(t, 0, "b"), 1);
 	ck_assert_uint_eq(list_count(db), 1);
 	mqlog_topic_close(t);
-	ck_assert_int_eq(mqlog_topic_delete(db, "t"), 0);
+	ck_assert_int_eq(mqlog_topic_delete(db, "busytopic"), 0);
 	ck_assert_uint_eq(list_count(db), 0);
 	mqlog_close(db);
 }

@@ -19,6 +19,7 @@
  * exit path: closing writes the buffered derived index entries, which saves
  * the next opener from catching them up.
  */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -64,7 +65,8 @@ struct command {
 	const char *name;     /* as typed on the command line */
 	command_fn run;       /* gets argv with argv[0] == name */
 	const char *synopsis; /* usage lines, each starting with PROGNAME */
-	const char *summary;  /* one line for the command list */
+	const char *brief;    /* one line for the command list */
+	const char *summary;  /* what it does, for --help */
 	const char *help;     /* arguments and options, for --help */
 };
 
@@ -302,6 +304,10 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, int suffix,
 	uint64_t mult = 1;
 	char *end;
 
+	if (s[0] == '-' && s[1] >= '0' && s[1] <= '9') {
+		*why = "negative";
+		return -1;
+	}
 	if (s[0] < '0' || s[0] > '9') {
 		*why = "not a number";
 		return -1;
@@ -1261,6 +1267,7 @@ struct producer {
 	int fail_rc;              /* its code, 0 when none */
 	uint64_t fail_line;       /* the input line of the failed record */
 	char fail_msg[1024];      /* mqlog_errmsg() when it failed */
+	int out_errno;            /* errno of a failed write of offsets */
 };
 
 /*
@@ -1446,9 +1453,12 @@ static int producer_flush(struct producer *pr)
 
 		if (r->line >= fail_line)
 			break;
+		/* Every line before the failure was appended (see above). */
+		assert(o->index < pr->batches[o->partition].acked);
 		printf("%" PRIu32 " %" PRIu64 "\n", o->partition, r->offset);
 	}
-	fflush(stdout);
+	if ((fflush(stdout) != 0 || ferror(stdout)) && pr->out_errno == 0)
+		pr->out_errno = errno ? errno : EIO;
 
 	for (uint32_t i = 0; i < pr->nactive; i++) {
 		struct pbatch *b = &pr->batches[pr->active[i]];
@@ -1456,6 +1466,12 @@ static int producer_flush(struct producer *pr)
 		b->count = 0;
 		b->used = 0;
 		b->acked = 0;
+		/* A huge line should not pin its memory for the whole run. */
+		if (b->arena_cap > 2 * (size_t)BATCH_MAX_BYTES) {
+			free(b->arena);
+			b->arena = NULL;
+			b->arena_cap = 0;
+		}
 	}
 	pr->nactive = 0;
 	pr->nout = 0;
@@ -1594,6 +1610,13 @@ static int cmd_produce(const struct command *cmd, int argc, char **argv)
 			if (producer_flush(&pr) != 0)
 				goto failed;
 		}
+		/*
+		 * Acknowledgements that cannot be delivered (the reader of
+		 * --print-offsets went away) end the run: the records so far
+		 * are written, but nobody would learn about the next ones.
+		 */
+		if (pr.out_errno != 0)
+			goto output_error;
 		rc = lr_next(&lr, &line, &len);
 		if (rc < 0) {
 			/* What was read before the error is still written. */
@@ -1649,7 +1672,14 @@ static int cmd_produce(const struct command *cmd, int argc, char **argv)
 	}
 	if (pr.pending_records > 0 && producer_flush(&pr) != 0)
 		goto failed;
+	if (pr.out_errno != 0)
+		goto output_error;
 	ret = stdout_error();
+	goto out;
+
+output_error:
+	warn("write to standard output after line %" PRIu64 ": %s", lr.line,
+	     strerror(pr.out_errno));
 	goto out;
 
 failed:
@@ -1708,6 +1738,20 @@ static void print_record(enum format fmt, const char *topic, uint32_t p,
 		break;
 	}
 	putchar('\n');
+}
+
+/*
+ * output_closed - 1 when stdout is a pipe or socket whose reader has gone.
+ * A follower that has nothing to print would otherwise learn it only at its
+ * next write, which may be hours away (GNU tail -f makes the same check).
+ */
+static int output_closed(void)
+{
+	struct pollfd pfd = {.fd = STDOUT_FILENO, .events = 0};
+
+	if (poll(&pfd, 1, 0) != 1)
+		return 0;
+	return (pfd.revents & (POLLERR | POLLHUP)) != 0;
 }
 
 /* position_reader - put @r where --from asks.  0, or reported error. */
@@ -1944,6 +1988,8 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 		/* Caught up everywhere: show what we have, then wait. */
 		if (fflush(stdout) != 0)
 			goto output_error;
+		if (output_closed())
+			break;
 		now = now_mono_ms();
 		/*
 		 * One partition: wait on it alone.  Several: wait on each in
@@ -2330,7 +2376,7 @@ static int cmd_verify(const struct command *cmd, int argc, char **argv)
 	rc = mqlog_verify(db, topic, verify_problem, &v, &st);
 	if (rc != 0 && rc != MQLOG_ECORRUPT) {
 		if (rc == MQLOG_ENOENT && topic != NULL)
-			report(db, rc, "topic '%s'", topic);
+			report_lib(db, rc); /* names the topic */
 		else
 			report(db, rc, "verify %s", a.pos[0]);
 		goto out;
@@ -2546,6 +2592,7 @@ static const struct command commands[] = {
 		"         [--full-policy drop-oldest|reject|block]\n"
 		"         [--max-record-bytes B] [--index-interval-bytes B] "
 		"[--if-not-exists]",
+		"create a topic",
 		"Create topic TOPIC in data directory DIR (DIR is created if "
 		"needed).",
 		"\n"
@@ -2581,6 +2628,7 @@ static const struct command commands[] = {
 	{
 		"topics", cmd_topics,
 		PROGNAME " topics DIR [--json]",
+		"list the topics",
 		"List the topics of DIR, one name a line.",
 		"\n"
 		"Options:\n"
@@ -2590,6 +2638,7 @@ static const struct command commands[] = {
 	{
 		"describe", cmd_describe,
 		PROGNAME " describe DIR TOPIC [--json]",
+		"show a topic's configuration and partitions",
 		"Show the configuration of TOPIC and the state of each "
 		"partition:\nstart and end offsets, records, segments, bytes, "
 		"durable offset, failed flag.",
@@ -2602,6 +2651,7 @@ static const struct command commands[] = {
 		"produce", cmd_produce,
 		PROGNAME " produce DIR TOPIC [--key-sep C] [--partition P]\n"
 		"         [--sync none|interval|always] [--print-offsets]",
+		"append lines of standard input as records",
 		"Append the lines of standard input to TOPIC, one record a "
 		"line.",
 		"\n"
@@ -2630,6 +2680,7 @@ static const struct command commands[] = {
 		"         [--from earliest|latest|OFFSET|@EPOCH_MS] [--max N] "
 		"[--idle-exit MS]\n"
 		"         [--format value|kv|json]",
+		"print records, or follow the log",
 		"Print the records of TOPIC, one a line.",
 		"\n"
 		"Without --partition every partition is read, each in offset "
@@ -2655,6 +2706,7 @@ static const struct command commands[] = {
 	{
 		"groups", cmd_groups,
 		PROGNAME " groups DIR [--json]",
+		"list consumer groups (not available yet)",
 		"List consumer groups, members, committed offsets and lag "
 		"(not available yet).",
 		"",
@@ -2663,6 +2715,7 @@ static const struct command commands[] = {
 		"reset-offsets", cmd_reset_offsets,
 		PROGNAME " reset-offsets DIR GROUP TOPIC --to "
 		"earliest|latest|OFFSET|@EPOCH_MS",
+		"move committed offsets (not available yet)",
 		"Move the committed offsets of GROUP on TOPIC "
 		"(not available yet).",
 		"",
@@ -2671,6 +2724,7 @@ static const struct command commands[] = {
 		"dump", cmd_dump,
 		PROGNAME " dump DIR TOPIC PARTITION [--json]\n"
 		"       " PROGNAME " dump SEGMENT_FILE [--json]",
+		"print batches and records as stored",
 		"Print the batches and records of a partition or of one "
 		"segment file as\nstored, validating each batch.",
 		"\n"
@@ -2684,6 +2738,7 @@ static const struct command commands[] = {
 	{
 		"verify", cmd_verify,
 		PROGNAME " verify DIR [TOPIC] [--json]",
+		"check checksums, offsets and indexes",
 		"Check every batch checksum, the offsets within and across "
 		"segments, and every\nderived index entry; change nothing.  "
 		"Exit status 3 when corruption is found.",
@@ -2695,6 +2750,7 @@ static const struct command commands[] = {
 	{
 		"recover", cmd_recover,
 		PROGNAME " recover DIR [TOPIC]",
+		"truncate torn tails, rebuild derived indexes",
 		"Truncate torn tails of active segments and rebuild the "
 		"derived indexes.\nCorruption inside sealed segments is "
 		"reported (exit 3), never removed.\nDo not run it while other "
@@ -2725,11 +2781,8 @@ static void print_main_help(FILE *f)
 		"Commands:\n",
 		PROGNAME, PROGNAME);
 	for (size_t i = 0; i < NCOMMANDS; i++) {
-		const char *s = commands[i].summary;
-		const char *nl = strchr(s, '\n');
-		int len = nl ? (int)(nl - s) : (int)strlen(s);
-
-		fprintf(f, "  %-14s %.*s\n", commands[i].name, len, s);
+		fprintf(f, "  %-14s %s\n", commands[i].name,
+			commands[i].brief);
 	}
 	fprintf(f,
 		"\n"
