@@ -172,6 +172,32 @@ static uint64_t new_epoch(void)
 }
 
 /*
+ * A read-only process never holds the open lock: holding it would keep the
+ * next writer from starting a new epoch (and so from recovering after a
+ * reboot).  It joins the current epoch only while a writer holds the lock,
+ * and otherwise reads every partition through a private view of the files.
+ */
+static int epoch_peek(struct mqlog *db, const char *path)
+{
+	struct flock fl;
+	uint8_t buf[8];
+	int fd = io_open(path, O_RDONLY, 0);
+
+	db->epoch = 0;
+	db->lock_fd = -1;
+	if (fd < 0)
+		return 0; /* never opened for writing: private views */
+	memset(&fl, 0, sizeof fl);
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK &&
+	    io_pread(fd, buf, sizeof buf, 0) == (ssize_t)sizeof buf)
+		db->epoch = mq_ld64(buf);
+	close(fd);
+	return 0;
+}
+
+/*
  * Join or start an epoch.  Sets db->lock_fd and db->epoch, and *first when
  * this process started the epoch (and still holds the exclusive lock).
  */
@@ -183,17 +209,11 @@ static int epoch_join(struct mqlog *db, bool *first)
 
 	*first = false;
 	snprintf(path, sizeof path, "%s/lock", db->path);
-	fd = io_open(path, db->rdonly ? O_RDONLY : O_RDWR | O_CREAT, 0644);
-	if (fd < 0) {
-		if (db->rdonly) {
-			/* A read-only directory that was never opened for
-			 * writing: read it with private state. */
-			db->epoch = 0;
-			db->lock_fd = -1;
-			return 0;
-		}
+	if (db->rdonly)
+		return epoch_peek(db, path);
+	fd = io_open(path, O_RDWR | O_CREAT, 0644);
+	if (fd < 0)
 		return mq_err(fd, "%s", path);
-	}
 	if (!db->rdonly && ofd_lock(fd, F_WRLCK, false) == 0) {
 		db->epoch = new_epoch();
 		mq_st64(buf, db->epoch);
@@ -216,11 +236,6 @@ static int epoch_join(struct mqlog *db, bool *first)
 		db->epoch = 0;
 	} else {
 		db->epoch = mq_ld64(buf);
-	}
-	if (db->rdonly && db->epoch != 0) {
-		/* Read-only processes may only join a live epoch; a stale
-		 * epoch is harmless because the states it stamped will be
-		 * recognised as current only if a writer is running. */
 	}
 	db->lock_fd = fd;
 	return 0;

@@ -209,6 +209,13 @@ static int load_batch(struct mqlog_reader *r)
 			}
 			limit = r->sealed_size;
 		}
+		if (r->pos >= limit && r->from_index) {
+			/* An index position past the segment's end: stale. */
+			r->from_index = false;
+			r->pos = 0;
+			r->expect = r->seg;
+			continue;
+		}
 		if (r->pos >= limit) {
 			if (r->seg == v.seg_base || r->hold)
 				return 0;

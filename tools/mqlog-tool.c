@@ -884,7 +884,7 @@ static int cmd_topics(const struct command *cmd, int argc, char **argv)
 		return usage_error(cmd, a.npos < 1 ? "missing DIR"
 						   : "too many arguments");
 
-	if (open_db(a.pos[0], 0, &db) != 0)
+	if (open_db(a.pos[0], MQLOG_OPEN_RDONLY, &db) != 0)
 		return EXIT_RUNTIME;
 	rc = mqlog_topic_list(db, &names, &count);
 	if (rc != 0) {
@@ -2234,7 +2234,7 @@ static int cmd_dump(const struct command *cmd, int argc, char **argv)
 		snprintf(where, sizeof(where), "%s/%" PRIu32, a.pos[1],
 			 partition);
 		what = where;
-		if (open_db(a.pos[0], 0, &db) != 0)
+		if (open_db(a.pos[0], MQLOG_OPEN_RDONLY, &db) != 0)
 			return EXIT_RUNTIME;
 		if (open_topic(db, a.pos[1], &t) != 0)
 			goto out;
@@ -2371,7 +2371,7 @@ static int cmd_verify(const struct command *cmd, int argc, char **argv)
 			return rc;
 	}
 
-	if (open_db(a.pos[0], 0, &db) != 0)
+	if (open_db(a.pos[0], MQLOG_OPEN_RDONLY, &db) != 0)
 		return EXIT_RUNTIME;
 	rc = mqlog_verify(db, topic, verify_problem, &v, &st);
 	if (rc != 0 && rc != MQLOG_ECORRUPT) {
