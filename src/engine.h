@@ -197,7 +197,13 @@ struct partition {
 	bool truncate_pending;    /* index entries >= truncate_from must go */
 	uint64_t truncate_from;   /*   before any new entry is written */
 	uint64_t truncated_at_open; /* torn-tail bytes this process removed */
+	uint64_t prealloc_base;   /* segment that prealloc_end refers to */
+	uint64_t prealloc_end;    /* blocks reserved up to here (this process) */
 };
+
+/* Blocks are reserved ahead of the write position in windows of this many
+ * bytes: ext4 then skips delayed allocation on every buffered write. */
+#define PREALLOC_WINDOW (8u << 20)
 
 /* partition.c */
 int partition_open(struct mqlog_topic *t, uint32_t id, struct partition **out);

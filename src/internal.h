@@ -78,6 +78,8 @@ int io_unlink(const char *path);
 int io_mkdir(const char *path, mode_t mode);
 int io_rmtree(const char *path);
 int io_file_size(int fd, uint64_t *size);
+/* Reserve blocks for [off, off+len) without changing the file size. */
+int io_preallocate(int fd, uint64_t off, uint64_t len);
 
 /*
  * Fault injection for tests: make the @nth (1-based) future call of @op

@@ -194,6 +194,21 @@ int io_mkdir(const char *path, mode_t mode)
 	return mkdir(path, mode) == 0 ? 0 : -errno;
 }
 
+int io_preallocate(int fd, uint64_t off, uint64_t len)
+{
+	int rc = fault_check(IO_OP_WRITE);
+
+	if (rc)
+		return rc;
+	/* KEEP_SIZE: the file still ends at the last written byte, so the
+	 * format and recovery do not change; the blocks are just ready. */
+	while (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) != 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
 int io_file_size(int fd, uint64_t *size)
 {
 	struct stat st;

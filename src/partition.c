@@ -667,6 +667,24 @@ static void fail_stop(struct partition *p)
 }
 
 /*
+ * Reserve the next window of the active segment.  Best effort: without the
+ * reservation the write still allocates its own blocks, and a full disk is
+ * reported by the write itself.
+ */
+static void preallocate(struct partition *p, uint64_t pos, size_t size)
+{
+	uint64_t seg_bytes = pcfg(p)->segment_bytes;
+	uint64_t end = pos + size + PREALLOC_WINDOW;
+
+	if (end > seg_bytes)
+		end = pos + size > seg_bytes ? pos + size : seg_bytes;
+	if (io_preallocate(p->active_fd, pos, end - pos) != 0)
+		end = pos; /* try again next time */
+	p->prealloc_base = p->active_base;
+	p->prealloc_end = end;
+}
+
+/*
  * Roll to a new segment at the current end.  Append lock held.  The old
  * segment is synced first so that a sealed segment is always durable
  * whole, and the new file's directory entry is synced before any record
@@ -679,6 +697,8 @@ static int roll(struct partition *p)
 	uint64_t nb = st->end_offset;
 	int rc, fd;
 
+	/* Give back blocks reserved past the end of the sealed segment. */
+	(void)io_ftruncate(p->active_fd, st->seg_end_pos);
 	rc = io_fdatasync(p->active_fd);
 	if (rc) {
 		fail_stop(p);
@@ -848,6 +868,8 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 	}
 	base = st->end_offset;
 	pos = st->seg_end_pos;
+	if (pos + size > p->prealloc_end || p->prealloc_base != p->active_base)
+		preallocate(p, pos, size);
 	batch_seal(buf, base);
 	rc = io_pwrite_all(p->active_fd, buf, size, pos);
 	if (MQ_UNLIKELY(rc)) {
