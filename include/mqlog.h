@@ -171,10 +171,26 @@ MQLOG_API int mqlog_record_headers(const mqlog_record *rec, mqlog_header *out,
 #define MQLOG_OPEN_CREATE 0x1u /* create the directory if it does not exist */
 #define MQLOG_OPEN_RDONLY 0x2u /* read only: appends and changes fail (MQLOG_ERDONLY) */
 
+/*
+ * Called when a partition's usage (records against max_messages, bytes
+ * against retention_bytes, whichever is higher) rises to the watermark,
+ * from the thread whose append crossed it.  It fires once per crossing: the
+ * usage must fall below the watermark before it fires again.  It must not
+ * call back into the library for the same topic.
+ */
+typedef void (*mqlog_watermark_fn)(void *arg, const char *topic,
+				   uint32_t partition, double usage);
+
 typedef struct mqlog_options {
 	unsigned flags;         /* MQLOG_OPEN_* */
 	uint64_t map_size;      /* initial LMDB map size in bytes (grows on demand) */
 	uint32_t max_open_segments; /* per-process cache of open sealed segments (reserved) */
+	uint32_t maintenance_ms;    /* run retention in a background thread this
+				     * often (ms); 0 (default): only on append
+				     * and mqlog_maintain() */
+	double watermark;           /* usage fraction for on_watermark; default 0.8 */
+	mqlog_watermark_fn on_watermark; /* NULL: none */
+	void *watermark_arg;        /* passed to on_watermark */
 } mqlog_options;
 
 /* mqlog_options_init - fill @opts with the defaults (flags CREATE, 64 MiB map). */
@@ -239,12 +255,17 @@ typedef struct mqlog_topic_config {
 	uint64_t segment_bytes;        /* roll size; >= 4096, default 1 GiB */
 	int sync;                      /* enum mqlog_sync_policy; default NONE */
 	uint32_t sync_interval_ms;     /* INTERVAL period; default 1000 */
-	int64_t retention_ms;          /* MQLOG_UNLIMITED or ms (stored, enforced later) */
+	int64_t retention_ms;          /* MQLOG_UNLIMITED or ms: sealed segments whose
+					* newest record is older are deleted */
 	int64_t retention_bytes;       /* MQLOG_UNLIMITED or bytes per partition */
-	int64_t max_messages;          /* MQLOG_UNLIMITED or records per partition */
-	int full_policy;               /* enum mqlog_full_policy; default DROP_OLDEST */
+	int64_t max_messages;          /* MQLOG_UNLIMITED or records per partition
+					* (exact: the log start moves) */
+	int full_policy;               /* enum mqlog_full_policy, applied when a
+					* byte or record limit is reached;
+					* default DROP_OLDEST */
 	uint32_t max_record_bytes;     /* largest encoded record; default 1 MiB */
 	uint32_t index_interval_bytes; /* log bytes between index entries; default 4096 */
+	uint32_t full_block_ms;        /* BLOCK: longest wait for space; default 30000 */
 } mqlog_topic_config;
 
 /* mqlog_topic_config_init - fill @cfg with the defaults listed above. */
@@ -318,6 +339,8 @@ typedef struct mqlog_partition_info {
 	uint64_t bytes;          /* bytes in all segments */
 	uint64_t active_base;    /* base offset of the active segment */
 	int failed;              /* 1 when fail-stopped after a sync error */
+	double usage;            /* records/max_messages or bytes/retention_bytes,
+				  * the higher; 0 without limits */
 } mqlog_partition_info;
 
 /* mqlog_partition_stat - live state of one partition.  Thread-safe. */
@@ -338,8 +361,15 @@ MQLOG_API int mqlog_partition_stat(mqlog_topic *t, uint32_t partition,
  * returns only once the batch is on stable storage, and concurrent callers
  * (threads or processes) share one fdatasync (group commit).
  *
+ * Limits: when the batch would take the partition past max_messages or
+ * retention_bytes, the topic's full policy decides: DROP_OLDEST moves the
+ * log start (and deletes whole segments below it), REJECT returns
+ * MQLOG_EFULL, BLOCK waits up to full_block_ms for mqlog_partition_release()
+ * (from any process) and then returns MQLOG_EFULL.
+ *
  * Errors (nothing is written on any of them): MQLOG_EINVAL (bad partition,
  * count 0), MQLOG_ETOOBIG (a record over max_record_bytes, named by index),
+ * MQLOG_EFULL (see Limits),
  * MQLOG_ERDONLY, MQLOG_EFAILED (partition fail-stopped), MQLOG_EDELETED;
  * I/O errors (-ENOSPC, -EIO): the batch is not acknowledged.  A sync failure
  * fail-stops the partition: this and every later append return an error
@@ -350,6 +380,28 @@ MQLOG_API int mqlog_partition_stat(mqlog_topic *t, uint32_t partition,
 MQLOG_API int mqlog_append(mqlog_topic *t, uint32_t partition,
 			   const mqlog_msg *msgs, size_t count, int sync,
 			   uint64_t *base_offset);
+
+/*
+ * mqlog_partition_release - move the log start of @partition up to
+ * @offset: records below it are never returned again, and segments wholly
+ * below it are deleted (readers that have one mapped keep valid memory and
+ * get MQLOG_ERANGE when they move on).  What Kafka calls DeleteRecords; with
+ * the REJECT and BLOCK policies it is how consumers make room, and producers
+ * blocked on the partition are woken.  Durable when it returns.  An offset
+ * at or below the start is a no-op; above the end, MQLOG_ERANGE.
+ * Thread-safe.
+ */
+MQLOG_API int mqlog_partition_release(mqlog_topic *t, uint32_t partition,
+				      uint64_t offset);
+
+/*
+ * mqlog_maintain - apply retention now to @topic (NULL: every topic):
+ * delete sealed segments older than retention_ms or beyond
+ * retention_bytes (DROP_OLDEST), and segments wholly below the log start.
+ * Appends apply the record and byte limits as they go; age needs this call
+ * or the maintenance_ms thread.  Thread-safe.
+ */
+MQLOG_API int mqlog_maintain(mqlog *db, const char *topic);
 
 /*
  * mqlog_topic_sync - make everything appended to @t durable now.

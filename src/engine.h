@@ -53,6 +53,9 @@ struct pstate {
 	uint32_t failed;           /* 1: fail-stopped after a sync or repair error */
 	uint32_t deleted;          /* 1: the topic was deleted */
 	uint64_t appends;          /* batches appended in this epoch (statistics) */
+	uint64_t total_bytes;      /* bytes in all segments (retention by bytes) */
+	uint32_t space;            /* futex word: bumped when space is freed */
+	uint32_t space_waiters;    /* producers blocked on space */
 };
 
 /* A consistent snapshot of the published position. */
@@ -70,6 +73,10 @@ void state_publish_end(struct pstate *st);
 void state_wake(struct pstate *st);
 /* Wait until st->wake differs from @seen or @timeout_ms passes (-1: forever). */
 void state_wait(struct pstate *st, uint32_t seen, int timeout_ms);
+/* The same for any futex word of the shared state with its waiter count. */
+void state_wake_word(uint32_t *word, uint32_t *waiters);
+void state_wait_word(uint32_t *word, uint32_t *waiters, uint32_t seen,
+		     int timeout_ms);
 
 /* atomics on fields of the shared mapping */
 #define MQ_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -157,6 +164,11 @@ struct mqlog {
 	bool flusher_running;     /* started */
 	bool stopping;            /* ask the flusher to exit */
 	pthread_cond_t cond;      /* wakes the flusher on stop */
+	uint32_t maintenance_ms;  /* background retention period; 0: none */
+	double watermark;         /* usage fraction that fires on_watermark */
+	void (*on_watermark)(void *arg, const char *topic, uint32_t partition,
+			     double usage);
+	void *watermark_arg;      /* its argument */
 };
 
 struct mqlog_topic {
@@ -199,6 +211,7 @@ struct partition {
 	uint64_t truncated_at_open; /* torn-tail bytes this process removed */
 	uint64_t prealloc_base;   /* segment that prealloc_end refers to */
 	uint64_t prealloc_end;    /* blocks reserved up to here (this process) */
+	bool above_watermark;     /* the watermark callback fired, not yet reset */
 };
 
 /* Blocks are reserved ahead of the write position in windows of this many
@@ -206,6 +219,9 @@ struct partition {
 #define PREALLOC_WINDOW (8u << 20)
 
 /* partition.c */
+int partition_lock(struct partition *p);
+void partition_unlock(struct partition *p);
+void partition_publish_start(struct partition *p, uint64_t start);
 int partition_open(struct mqlog_topic *t, uint32_t id, struct partition **out);
 void partition_close(struct partition *p);
 int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
@@ -224,6 +240,32 @@ void partition_seg_path(const struct partition *p, uint64_t base,
 int partition_rebuild_index(struct partition *p, uint64_t *entries,
 			    uint64_t *truncated);
 void partition_info_fill(struct partition *p, mqlog_partition_info *info);
+
+/* retention.c */
+
+/* What retention_admit() decided for a batch about to be appended. */
+enum admit {
+	ADMIT_OK = 0,   /* append it (retention may have made room) */
+	ADMIT_WAIT = 1, /* BLOCK policy: release the lock and wait for space */
+};
+
+/*
+ * retention_admit - apply the topic's limits to a batch of @n records and
+ * @size bytes; append lock held.  Returns ADMIT_OK, ADMIT_WAIT, or
+ * MQLOG_EFULL (REJECT, or a batch that can never fit) with a message.
+ */
+int retention_admit(struct partition *p, size_t n, size_t size);
+/* Wait (append lock not held) until space is freed or @deadline_ns. */
+void retention_wait(struct partition *p, uint32_t seen, uint64_t deadline_ns);
+/* Delete the sealed segments wholly below @start; append lock held. */
+int retention_delete_below(struct partition *p, uint64_t start);
+/* The log start recovery must use: persisted start, first segment, and
+ * the exact count limit of DROP_OLDEST. */
+uint64_t retention_recovered_start(const struct partition *p,
+				   uint64_t persisted, uint64_t first_base,
+				   uint64_t end);
+/* Watermark check after an append (no lock held). */
+void retention_watermark(struct partition *p);
 
 /* topic.c */
 int topic_partition(struct mqlog_topic *t, uint32_t id, struct partition **out);

@@ -352,7 +352,8 @@ static bool ix_dec_seg(const MDB_val *k, const MDB_val *v, struct seg_meta *m)
  *    52     4  full_policy           (i32)
  *    56     4  max_record_bytes
  *    60     4  index_interval_bytes
- *    64     4  checksum              CRC-32C of bytes [0, length - 4)
+ *    64     4  full_block_ms
+ *    68     4  checksum              CRC-32C of bytes [0, length - 4)
  *
  * Fields are only ever appended, before the checksum, which always sits in
  * the last four bytes.  A decoder takes the fields that fit in length and
@@ -369,9 +370,9 @@ static bool ix_dec_seg(const MDB_val *k, const MDB_val *v, struct seg_meta *m)
 #define TOPIC_CONF_CSUM	   4u /* trailing CRC-32C */
 
 /* Field sizes in encoding order; the running sums are the valid lengths. */
-static const uint8_t topic_conf_fields[] = { 4, 4, 8, 4, 4, 8, 8, 8, 4, 4, 4 };
+static const uint8_t topic_conf_fields[] = { 4, 4, 8, 4, 4, 8, 8, 8, 4, 4, 4, 4 };
 #define TOPIC_CONF_NFIELDS (sizeof topic_conf_fields)
-#define TOPIC_CONF_BODY	   60u /* sum of topic_conf_fields */
+#define TOPIC_CONF_BODY	   64u /* sum of topic_conf_fields */
 #define TOPIC_CONF_SIZE	   (TOPIC_CONF_HDR + TOPIC_CONF_BODY + TOPIC_CONF_CSUM)
 
 _Static_assert(TOPIC_CONF_SIZE <= TOPIC_CONF_ENCODED_MAX,
@@ -411,6 +412,7 @@ size_t topic_conf_encode(const struct topic_meta *m,
 	mq_st32(p + 48, (uint32_t)(int32_t)c->full_policy);
 	mq_st32(p + 52, c->max_record_bytes);
 	mq_st32(p + 56, c->index_interval_bytes);
+	mq_st32(p + 60, c->full_block_ms);
 	p += TOPIC_CONF_BODY;
 	mq_st32(p, ix_crc32c(out, (size_t)(p - out)));
 	return TOPIC_CONF_SIZE;
@@ -486,6 +488,8 @@ static int topic_conf_parse(const void *buf, size_t len, struct topic_meta *m,
 		t.cfg.max_record_bytes = mq_ld32(p + 52);
 	if (i > 10)
 		t.cfg.index_interval_bytes = mq_ld32(p + 56);
+	if (i > 11)
+		t.cfg.full_block_ms = mq_ld32(p + 60);
 	*m = t;
 	return 0;
 }
@@ -1629,6 +1633,66 @@ int index_truncate(struct index *ix, uint32_t tid, uint32_t part, uint64_t from)
 	struct ix_write_args a = { .tid = tid, .part = part, .from = from };
 
 	return ix_update(ix, false, ix_truncate_txn, &a);
+}
+
+/* Trimming keeps what is at or above the cut: offset entries ... */
+static bool ix_keep_off_above(const MDB_val *k, const MDB_val *v, void *arg)
+{
+	const uint64_t *below = arg;
+
+	MQ_UNUSED(v);
+	if (k->mv_size != IX_OFF_KEY_SIZE)
+		return false;
+	return mq_ldbe64((const uint8_t *)k->mv_data + 8) >= *below;
+}
+
+/* ... time entries ... */
+static bool ix_keep_time_above(const MDB_val *k, const MDB_val *v, void *arg)
+{
+	const uint64_t *below = arg;
+
+	MQ_UNUSED(v);
+	if (k->mv_size != IX_TIME_KEY_SIZE)
+		return false;
+	return mq_ldbe64((const uint8_t *)k->mv_data + 16) >= *below;
+}
+
+/* ... and summaries of segments that end above it. */
+static bool ix_keep_seg_above(const MDB_val *k, const MDB_val *v, void *arg)
+{
+	const uint64_t *below = arg;
+	struct seg_meta m;
+
+	if (!ix_dec_seg(k, v, &m))
+		return false;
+	return m.end_offset > *below;
+}
+
+static int ix_trim_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	struct ix_write_args *a = arg;
+	uint8_t key[IX_PART_PREFIX];
+	int rc;
+
+	ix_part_key(key, a->tid, a->part);
+	rc = ix_range_del(ix, txn, DB_OFFSETS, key, IX_PART_PREFIX,
+			  IX_PART_PREFIX, ix_keep_off_above, &a->from);
+	if (!rc)
+		rc = ix_range_del(ix, txn, DB_TIMES, key, IX_PART_PREFIX,
+				  IX_PART_PREFIX, ix_keep_time_above, &a->from);
+	if (!rc)
+		rc = ix_range_del(ix, txn, DB_SEGMENTS, key, IX_PART_PREFIX,
+				  IX_PART_PREFIX, ix_keep_seg_above, &a->from);
+	return rc;
+}
+
+int index_trim(struct index *ix, uint32_t tid, uint32_t part, uint64_t below)
+{
+	struct ix_write_args a = { .tid = tid, .part = part, .from = below };
+
+	if (ix->rdonly)
+		return mq_err(MQLOG_ERDONLY, "%s: opened read-only", ix->dir);
+	return ix_update(ix, false, ix_trim_txn, &a);
 }
 
 static int ix_clear_txn(struct index *ix, MDB_txn *txn, void *arg)

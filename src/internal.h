@@ -270,6 +270,13 @@ int index_seg_get(struct index *ix, uint32_t tid, uint32_t part,
 int index_truncate(struct index *ix, uint32_t tid, uint32_t part,
 		   uint64_t from);
 
+/*
+ * index_trim - delete derived entries of a partition below @below (offset
+ * and time entries with offset < @below, summaries of segments that end at
+ * or below it): what retention left unreachable.
+ */
+int index_trim(struct index *ix, uint32_t tid, uint32_t part, uint64_t below);
+
 /* index_clear - delete every derived entry of a partition. */
 int index_clear(struct index *ix, uint32_t tid, uint32_t part);
 

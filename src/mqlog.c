@@ -131,6 +131,10 @@ void mqlog_options_init(mqlog_options *opts)
 	opts->flags = MQLOG_OPEN_CREATE;
 	opts->map_size = 64u << 20;
 	opts->max_open_segments = 256;
+	opts->maintenance_ms = 0;
+	opts->watermark = 0.8;
+	opts->on_watermark = NULL;
+	opts->watermark_arg = NULL;
 }
 
 /* ======================================================================== */
@@ -257,6 +261,7 @@ static void *flusher_main(void *arg)
 {
 	struct mqlog *db = arg;
 	int64_t last_index = mq_now_ms();
+	int64_t last_maint = last_index;
 
 	pthread_mutex_lock(&db->mu);
 	while (!db->stopping) {
@@ -271,6 +276,18 @@ static void *flusher_main(void *arg)
 		if (db->stopping)
 			break;
 		int64_t now = mq_now_ms();
+		if (db->maintenance_ms &&
+		    now - last_maint >= (int64_t)db->maintenance_ms) {
+			last_maint = now;
+			/* mqlog_maintain opens topics, which takes db->mu.
+			 * Errors reach the next appender or the caller of
+			 * mqlog_maintain; this thread has no one to tell. */
+			pthread_mutex_unlock(&db->mu);
+			(void)mqlog_maintain(db, NULL);
+			pthread_mutex_lock(&db->mu);
+			if (db->stopping)
+				break;
+		}
 		bool do_index = now - last_index >= INDEX_FLUSH_MS;
 		if (do_index)
 			last_index = now;
@@ -398,6 +415,10 @@ int mqlog_open(const char *path, const mqlog_options *opts, mqlog **out)
 	}
 	db->lock_fd = -1;
 	db->rdonly = rdonly;
+	db->maintenance_ms = opts->maintenance_ms;
+	db->watermark = opts->watermark > 0 ? opts->watermark : 0.8;
+	db->on_watermark = opts->on_watermark;
+	db->watermark_arg = opts->watermark_arg;
 	db->dev = st.st_dev;
 	db->ino = st.st_ino;
 	db->refs = 1;
@@ -439,6 +460,8 @@ int mqlog_open(const char *path, const mqlog_options *opts, mqlog **out)
 	db->next = registry;
 	registry = db;
 	pthread_mutex_unlock(&registry_mu);
+	if (db->maintenance_ms)
+		mq_db_start_flusher(db);
 	*out = db;
 	return 0;
 

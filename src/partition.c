@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ======================================================================== */
@@ -347,8 +348,10 @@ static int rebuild_batch(void *arg, uint64_t pos, const uint8_t *batch,
  */
 static void set_state(struct pstate *st, uint64_t seg_base, uint64_t seg_end,
 		      uint64_t end, uint64_t start, uint64_t durable,
-		      int64_t max_ts, int64_t seg_max_ts, uint64_t last_index)
+		      int64_t max_ts, int64_t seg_max_ts, uint64_t last_index,
+		      uint64_t total_bytes)
 {
+	MQ_STORE_RELAXED(&st->total_bytes, total_bytes);
 	state_publish_begin(st);
 	MQ_STORE_RELAXED(&st->seg_base, seg_base);
 	MQ_STORE_RELAXED(&st->seg_end_pos, seg_end);
@@ -458,7 +461,7 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 				return rc;
 		}
 		set_state(st, log_start, 0, log_start, log_start, log_start,
-			  INT64_MIN, INT64_MIN, 0);
+			  INT64_MIN, INT64_MIN, 0, 0);
 		return 0;
 	}
 
@@ -578,16 +581,28 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		}
 	}
 
-	uint64_t so = log_start > p->bases[0] ? log_start : p->bases[0];
-	if (so > res.next_offset)
-		so = res.next_offset;
+	uint64_t so = retention_recovered_start(p, log_start, p->bases[0],
+						res.next_offset);
 	int64_t segmax = res.seg_max_ts;
 	if (start_pos != 0 && running > segmax)
 		segmax = running; /* an upper bound is safe for retention */
+	uint64_t total = res.valid_end;
+	for (size_t i = 0; i + 1 < p->nbases; i++) {
+		struct stat sst;
+		char sp[MQ_PATH_MAX];
+		partition_seg_path(p, p->bases[i], sp);
+		if (stat(sp, &sst) == 0)
+			total += (uint64_t)sst.st_size;
+	}
 	set_state(st, last, res.valid_end, res.next_offset, so,
 		  modify ? res.next_offset : 0, res.max_ts, segmax,
-		  c->have_last ? c->last_pos : start_pos);
-	rc = 0;
+		  c->have_last ? c->last_pos : start_pos, total);
+	/* Segments wholly below the start: a retention deletion that died
+	 * between persisting the start and unlinking the files. */
+	if (modify)
+		rc = retention_delete_below(p, so);
+	else
+		rc = 0;
 out:
 	if (fd >= 0)
 		io_close(fd);
@@ -637,6 +652,30 @@ static int lock_append(struct partition *p)
 static void unlock_append(struct partition *p)
 {
 	pthread_mutex_unlock(&p->st->append_lock);
+}
+
+int partition_lock(struct partition *p)
+{
+	return lock_append(p);
+}
+
+void partition_unlock(struct partition *p)
+{
+	unlock_append(p);
+}
+
+/* Move the log start (never down); append lock held.  Wakes producers
+ * waiting for space and readers (who may now be out of range). */
+void partition_publish_start(struct partition *p, uint64_t start)
+{
+	struct pstate *st = p->st;
+
+	if (start <= st->start_offset)
+		return;
+	state_publish_begin(st);
+	MQ_STORE_RELAXED(&st->start_offset, start);
+	state_publish_end(st);
+	state_wake_word(&st->space, &st->space_waiters);
 }
 
 /* Make p->active_fd the active segment of the shared state; append lock held. */
@@ -846,6 +885,9 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 			      p->dir, size);
 	batch_encode(buf, size, msgs, n, now);
 
+	bool limited = cfg->max_messages > 0 || cfg->retention_bytes > 0;
+	uint64_t deadline = 0;
+relock:
 	rc = lock_append(p);
 	if (rc)
 		return rc;
@@ -856,6 +898,25 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 	if (MQ_UNLIKELY(MQ_LOAD_RELAXED(&st->failed))) {
 		rc = mq_err(MQLOG_EFAILED, "%s", p->dir);
 		goto unlock;
+	}
+	if (limited) {
+		uint32_t seen = MQ_LOAD(&st->space);
+		rc = retention_admit(p, n, size);
+		if (rc == ADMIT_WAIT) {
+			unlock_append(p);
+			uint64_t mono = mq_mono_ns();
+			if (!deadline)
+				deadline = mono + (uint64_t)cfg->full_block_ms *
+							  1000000u;
+			if (mono >= deadline)
+				return mq_err(MQLOG_EFULL,
+					      "%s: no space after waiting %u ms",
+					      p->dir, cfg->full_block_ms);
+			retention_wait(p, seen, deadline);
+			goto relock;
+		}
+		if (rc)
+			goto unlock;
 	}
 	rc = ensure_active(p);
 	if (rc)
@@ -898,12 +959,16 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 	MQ_STORE_RELAXED(&st->seg_end_pos, pos + size);
 	MQ_STORE_RELAXED(&st->end_offset, base + n);
 	state_publish_end(st);
+	MQ_STORE_RELAXED(&st->total_bytes,
+			 MQ_LOAD_RELAXED(&st->total_bytes) + size);
 	st->appends++;
 	state_wake(st);
 	unlock_append(p);
 
 	if (flush)
 		(void)partition_flush_index(p);
+	if (limited && p->t->db->on_watermark)
+		retention_watermark(p);
 	if (base_out)
 		*base_out = base;
 	if (sync == MQLOG_SYNC_ALWAYS) {
@@ -1156,4 +1221,14 @@ void partition_info_fill(struct partition *p, mqlog_partition_info *info)
 	}
 	pthread_mutex_unlock(&p->mu);
 	info->bytes = bytes;
+	const mqlog_topic_config *c = pcfg(p);
+	if (c->max_messages > 0)
+		info->usage = (double)(v.end_offset - v.start_offset) /
+			      (double)c->max_messages;
+	if (c->retention_bytes > 0) {
+		double u = (double)MQ_LOAD_RELAXED(&p->st->total_bytes) /
+			   (double)c->retention_bytes;
+		if (u > info->usage)
+			info->usage = u;
+	}
 }

@@ -83,15 +83,16 @@ static long futex(uint32_t *uaddr, int op, uint32_t val,
 	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
 }
 
-void state_wake(struct pstate *st)
+void state_wake_word(uint32_t *word, uint32_t *waiters)
 {
-	__atomic_add_fetch(&st->wake, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(word, 1, __ATOMIC_RELEASE);
 	/* The syscall only when someone sleeps: appends stay syscall-free. */
-	if (__atomic_load_n(&st->waiters, __ATOMIC_SEQ_CST) > 0)
-		futex(&st->wake, FUTEX_WAKE, INT32_MAX, NULL);
+	if (__atomic_load_n(waiters, __ATOMIC_SEQ_CST) > 0)
+		futex(word, FUTEX_WAKE, INT32_MAX, NULL);
 }
 
-void state_wait(struct pstate *st, uint32_t seen, int timeout_ms)
+void state_wait_word(uint32_t *word, uint32_t *waiters, uint32_t seen,
+		     int timeout_ms)
 {
 	struct timespec ts, *tsp = NULL;
 
@@ -100,10 +101,20 @@ void state_wait(struct pstate *st, uint32_t seen, int timeout_ms)
 		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
 		tsp = &ts;
 	}
-	__atomic_add_fetch(&st->waiters, 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(waiters, 1, __ATOMIC_SEQ_CST);
 	/* FUTEX_WAIT re-checks the word atomically: a wake between our
 	 * caller's check and this call is never missed. */
-	if (__atomic_load_n(&st->wake, __ATOMIC_SEQ_CST) == seen)
-		futex(&st->wake, FUTEX_WAIT, seen, tsp);
-	__atomic_sub_fetch(&st->waiters, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(word, __ATOMIC_SEQ_CST) == seen)
+		futex(word, FUTEX_WAIT, seen, tsp);
+	__atomic_sub_fetch(waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+void state_wake(struct pstate *st)
+{
+	state_wake_word(&st->wake, &st->waiters);
+}
+
+void state_wait(struct pstate *st, uint32_t seen, int timeout_ms)
+{
+	state_wait_word(&st->wake, &st->waiters, seen, timeout_ms);
 }

@@ -88,6 +88,7 @@ void mqlog_topic_config_init(mqlog_topic_config *cfg)
 	cfg->full_policy = MQLOG_FULL_DROP_OLDEST;
 	cfg->max_record_bytes = 1u << 20;
 	cfg->index_interval_bytes = 4096;
+	cfg->full_block_ms = 30000;
 }
 
 int topic_config_validate(const mqlog_topic_config *c)
