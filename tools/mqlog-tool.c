@@ -944,10 +944,11 @@ static void describe_json(mqlog_topic *t, const mqlog_topic_config *cfg,
 		       ",\"end_offset\":%" PRIu64 ",\"records\":%" PRIu64
 		       ",\"segments\":%" PRIu64 ",\"bytes\":%" PRIu64
 		       ",\"durable_offset\":%" PRIu64
-		       ",\"active_base\":%" PRIu64 ",\"failed\":%s}",
+		       ",\"active_base\":%" PRIu64 ",\"usage\":%.4f"
+		       ",\"failed\":%s}",
 		       p ? "," : "", p, i->start_offset, i->end_offset,
 		       i->end_offset - i->start_offset, i->segments, i->bytes,
-		       i->durable_offset, i->active_base,
+		       i->durable_offset, i->active_base, i->usage,
 		       i->failed ? "true" : "false");
 	}
 	fputs("]}\n", stdout);
@@ -1006,16 +1007,21 @@ static void describe_text(mqlog_topic *t, const mqlog_topic_config *cfg,
 	putchar('\n');
 	for (int c = 0; c < NCOL; c++)
 		printf("%*s  ", w[c], head[c]);
-	puts("FAILED");
+	puts(" USAGE  FAILED");
 	for (uint32_t p = 0; p < n; p++) {
 		const mqlog_partition_info *i = &info[p];
+		char usage[16] = "     -";
 
+		/* Usage against the record and byte limits, the higher. */
+		if (cfg->max_messages > 0 || cfg->retention_bytes > 0)
+			snprintf(usage, sizeof usage, "%5.1f%%",
+				 i->usage * 100.0);
 		printf("%*" PRIu32 "  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64
-		       "  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %s\n",
+		       "  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %s  %s\n",
 		       w[0], p, w[1], i->start_offset, w[2], i->end_offset,
 		       w[3], i->end_offset - i->start_offset, w[4],
 		       i->segments, w[5], i->bytes, w[6], i->durable_offset,
-		       i->failed ? "yes" : "no");
+		       usage, i->failed ? "yes" : "no");
 	}
 	printf("\ntotal: %" PRIu64 " record%s in %" PRIu64 " segment%s, %" PRIu64
 	       " bytes\n",
