@@ -89,6 +89,26 @@ int io_preallocate(int fd, uint64_t off, uint64_t len);
 void io_fault_set(enum io_op op, unsigned long nth, int err, bool sticky);
 void io_fault_clear(void);
 
+/*
+ * Crash points for the kill -9 battery: MQ_CRASH_POINT("name") kills the
+ * process with SIGKILL when that point is armed, either by the environment
+ * (MQLOG_CRASH_POINT=name or name:N for the N-th hit, read once) or by
+ * io_crash_arm().  When nothing is armed the cost is one load and branch.
+ *
+ * Points: append.before_write, append.after_write, append.after_publish,
+ * sync.before, sync.after, roll.after_create, roll.after_publish,
+ * index.before_flush, retention.after_persist, retention.after_unlink.
+ */
+extern int io_crash_armed;
+void io_crash_hit(const char *name);
+void io_crash_arm(const char *name, unsigned long nth);
+#define MQ_CRASH_POINT(name)                                                   \
+	do {                                                                   \
+		if (MQ_UNLIKELY(__atomic_load_n(&io_crash_armed,              \
+						__ATOMIC_RELAXED)))            \
+			io_crash_hit(name);                                    \
+	} while (0)
+
 /* ======================================================================== */
 /* Record batches (record.c) - the on-disk format lives there                */
 /* ======================================================================== */

@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -67,6 +68,61 @@ static int fault_check(enum io_op op)
 	}
 	pthread_mutex_unlock(&fault_mu);
 	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Crash points                                                             */
+/* ------------------------------------------------------------------------ */
+
+int io_crash_armed = -1; /* -1: environment not read yet */
+static char crash_name[128];
+static unsigned long crash_left;
+static pthread_mutex_t crash_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void io_crash_arm(const char *name, unsigned long nth)
+{
+	pthread_mutex_lock(&crash_mu);
+	snprintf(crash_name, sizeof crash_name, "%s", name ? name : "");
+	crash_left = nth ? nth : 1;
+	__atomic_store_n(&io_crash_armed, name && *name ? 1 : 0,
+			 __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&crash_mu);
+}
+
+static void crash_from_env(void)
+{
+	const char *e = getenv("MQLOG_CRASH_POINT");
+	char name[128];
+	unsigned long nth = 1;
+
+	if (!e || !*e) {
+		io_crash_arm(NULL, 0);
+		return;
+	}
+	snprintf(name, sizeof name, "%s", e);
+	char *colon = strchr(name, ':');
+	if (colon) {
+		*colon = 0;
+		nth = strtoul(colon + 1, NULL, 10);
+	}
+	io_crash_arm(name, nth);
+}
+
+void io_crash_hit(const char *name)
+{
+	bool die = false;
+
+	if (__atomic_load_n(&io_crash_armed, __ATOMIC_ACQUIRE) < 0) {
+		crash_from_env();
+		if (!__atomic_load_n(&io_crash_armed, __ATOMIC_ACQUIRE))
+			return;
+	}
+	pthread_mutex_lock(&crash_mu);
+	if (!strcmp(name, crash_name) && crash_left > 0 && --crash_left == 0)
+		die = true;
+	pthread_mutex_unlock(&crash_mu);
+	if (die)
+		kill(getpid(), SIGKILL);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -253,6 +253,7 @@ int partition_flush_index(struct partition *p)
 		return 0;
 	/* Derived data: a failed write only costs lookups a longer scan, and
 	 * recovery rebuilds what is missing.  Report it all the same. */
+	MQ_CRASH_POINT("index.before_flush");
 	int rc = index_write(pix(p), ptid(p), p->id, ie, ni, te, ni, sm, ns);
 	if (rc)
 		mq_err_wrap(rc, "%s: index flush", p->dir);
@@ -756,6 +757,7 @@ static int roll(struct partition *p)
 		fail_stop(p);
 		return mq_err(rc, "%s: fsync directory", p->dir);
 	}
+	MQ_CRASH_POINT("roll.after_create");
 	pthread_mutex_lock(&p->mu);
 	if (p->nsbuf < 4)
 		p->sbuf[p->nsbuf++] = (struct seg_meta){
@@ -775,6 +777,7 @@ static int roll(struct partition *p)
 	MQ_STORE_RELAXED(&st->seg_base, nb);
 	MQ_STORE_RELAXED(&st->seg_end_pos, 0);
 	state_publish_end(st);
+	MQ_CRASH_POINT("roll.after_publish");
 	/* Everything before the new segment was synced above. */
 	if (MQ_LOAD(&st->durable_offset) < nb)
 		MQ_STORE(&st->durable_offset, nb);
@@ -821,8 +824,10 @@ static int sync_to(struct partition *p, uint64_t target)
 		pthread_mutex_unlock(&st->sync_lock);
 		return mq_err(fd, "%s", path);
 	}
+	MQ_CRASH_POINT("sync.before");
 	rc = io_fdatasync(fd);
 	io_close(fd);
+	MQ_CRASH_POINT("sync.after");
 	if (rc) {
 		fail_stop(p);
 		pthread_mutex_unlock(&st->sync_lock);
@@ -932,6 +937,7 @@ relock:
 	if (pos + size > p->prealloc_end || p->prealloc_base != p->active_base)
 		preallocate(p, pos, size);
 	batch_seal(buf, base);
+	MQ_CRASH_POINT("append.before_write");
 	rc = io_pwrite_all(p->active_fd, buf, size, pos);
 	if (MQ_UNLIKELY(rc)) {
 		char path[MQ_PATH_MAX];
@@ -945,6 +951,7 @@ relock:
 		goto unlock;
 	}
 
+	MQ_CRASH_POINT("append.after_write");
 	int64_t bmax = (int64_t)mq_ld64(buf + 48); /* max_timestamp */
 	if (pos == 0 || pos - st->last_index_pos >= cfg->index_interval_bytes) {
 		flush |= buffer_entry(p, base, p->active_base, pos, st->max_ts);
@@ -963,6 +970,7 @@ relock:
 			 MQ_LOAD_RELAXED(&st->total_bytes) + size);
 	st->appends++;
 	state_wake(st);
+	MQ_CRASH_POINT("append.after_publish");
 	unlock_append(p);
 
 	if (flush)

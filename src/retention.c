@@ -95,6 +95,7 @@ int retention_delete_below(struct partition *p, uint64_t start)
 			goto out;
 		}
 	}
+	MQ_CRASH_POINT("retention.after_persist");
 	/* 2. The files, oldest first, then the directory entry removals. */
 	for (size_t i = 0; i < ndel; i++) {
 		uint64_t sz = seg_size(p, del[i]);
@@ -107,6 +108,7 @@ int retention_delete_below(struct partition *p, uint64_t start)
 		}
 		rc = 0;
 		freed += sz;
+		MQ_CRASH_POINT("retention.after_unlink");
 	}
 	if (ndel) {
 		int r = io_fsync_dir(p->dir);
