@@ -264,6 +264,8 @@ int retention_delete_below(struct partition *p, uint64_t start);
 uint64_t retention_recovered_start(const struct partition *p,
 				   uint64_t persisted, uint64_t first_base,
 				   uint64_t end);
+/* Age and byte retention of one partition now (takes the append lock). */
+int retention_maintain(struct partition *p, int64_t now_ms);
 /* Watermark check after an append (no lock held). */
 void retention_watermark(struct partition *p);
 

@@ -325,7 +325,7 @@ static void *flusher_main(void *arg)
 void mq_db_start_flusher(struct mqlog *db)
 {
 	pthread_mutex_lock(&db->mu);
-	if (!db->flusher_running && !db->rdonly) {
+	if (!db->flusher_running && !db->rdonly && !db->stopping) {
 		if (pthread_create(&db->flusher, NULL, flusher_main, db) == 0)
 			db->flusher_running = true;
 	}
@@ -354,17 +354,23 @@ static int ensure_dir(const char *path, bool create)
 	return 0;
 }
 
-static void db_free(struct mqlog *db)
+static void stop_flusher(struct mqlog *db)
 {
-	if (!db)
-		return;
 	if (db->flusher_running) {
 		pthread_mutex_lock(&db->mu);
 		db->stopping = true;
 		pthread_cond_broadcast(&db->cond);
 		pthread_mutex_unlock(&db->mu);
 		pthread_join(db->flusher, NULL);
+		db->flusher_running = false;
 	}
+}
+
+static void db_free(struct mqlog *db)
+{
+	if (!db)
+		return;
+	stop_flusher(db);
 	index_close(db->ix);
 	if (db->lock_fd >= 0)
 		close(db->lock_fd); /* releases the OFD lock */
@@ -490,6 +496,8 @@ void mqlog_close(mqlog *db)
 		}
 	}
 	pthread_mutex_unlock(&registry_mu);
+	/* The flusher may hold topic handles of its own (maintenance). */
+	stop_flusher(db);
 	/* Topics still open are a programming error; close them anyway so
 	 * that buffered index entries reach LMDB and nothing leaks. */
 	while (db->topics) {

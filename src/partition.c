@@ -891,6 +891,7 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 	batch_encode(buf, size, msgs, n, now);
 
 	bool limited = cfg->max_messages > 0 || cfg->retention_bytes > 0;
+	bool rolled = false;
 	uint64_t deadline = 0;
 relock:
 	rc = lock_append(p);
@@ -931,6 +932,7 @@ relock:
 		if (rc)
 			goto unlock;
 		flush = true;
+		rolled = true;
 	}
 	base = st->end_offset;
 	pos = st->seg_end_pos;
@@ -975,6 +977,10 @@ relock:
 
 	if (flush)
 		(void)partition_flush_index(p);
+	/* A roll is the moment a segment can start to age out: apply age
+	 * retention then, once per segment, without a background thread. */
+	if (rolled && cfg->retention_ms > 0)
+		(void)retention_maintain(p, mq_now_ms());
 	if (limited && p->t->db->on_watermark)
 		retention_watermark(p);
 	if (base_out)

@@ -309,7 +309,7 @@ out:
 }
 
 /* Age and byte retention of one partition; append lock taken here. */
-static int maintain_partition(struct partition *p, int64_t now_ms)
+int retention_maintain(struct partition *p, int64_t now_ms)
 {
 	const mqlog_topic_config *c = rcfg(p);
 	uint64_t base, next;
@@ -383,7 +383,7 @@ int mqlog_maintain(mqlog *db, const char *topic)
 			struct partition *p;
 			rc = topic_partition(t, pi, &p);
 			if (!rc)
-				rc = maintain_partition(p, now);
+				rc = retention_maintain(p, now);
 		}
 		mqlog_topic_close(t);
 	}
