@@ -67,7 +67,11 @@ extern "C" {
 	X(EBUSY, -30612, "resource busy")                                      \
 	X(ERDONLY, -30613, "opened read-only")                                 \
 	X(EVERSION, -30614, "unsupported format version")                      \
-	X(EDELETED, -30615, "topic was deleted")
+	X(EDELETED, -30615, "topic was deleted")                               \
+	X(ECLOSED, -30616, "handle is closed")                                 \
+	X(ESTALE, -30617,                                                      \
+	  "stale consumer group member: removed from the group, or the "       \
+	  "partition was reassigned")
 
 enum mqlog_error {
 	MQLOG_OK = 0,
@@ -398,8 +402,9 @@ MQLOG_API int mqlog_partition_release(mqlog_topic *t, uint32_t partition,
  * mqlog_maintain - apply retention now to @topic (NULL: every topic):
  * delete sealed segments older than retention_ms or beyond
  * retention_bytes (DROP_OLDEST), and segments wholly below the log start.
- * Appends apply the record and byte limits as they go; age needs this call
- * or the maintenance_ms thread.  Thread-safe.
+ * Appends apply the record and byte limits as they go, and the age limit
+ * each time a segment rolls; this call (or the maintenance_ms thread)
+ * applies age to partitions that stopped rolling.  Thread-safe.
  */
 MQLOG_API int mqlog_maintain(mqlog *db, const char *topic);
 
@@ -408,6 +413,308 @@ MQLOG_API int mqlog_maintain(mqlog *db, const char *topic);
  * Thread-safe.
  */
 MQLOG_API int mqlog_topic_sync(mqlog_topic *t);
+
+/* ------------------------------------------------------------------------ */
+/* Producers                                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A producer takes records one at a time, from any number of threads, and
+ * appends them to the partitions of a topic in batches.
+ *
+ *  - Partitioning.  A record goes to the partition its caller names, or else
+ *    to the one the producer's partitioner picks.  A keyed record goes to a
+ *    hash of its key modulo the partition count, so a key always lands on
+ *    the same partition and keeps its order.  A record with a null key goes
+ *    to the "sticky" partition, which moves to another partition (chosen at
+ *    random) each time a batch of it is sealed: null-key records fill whole
+ *    batches and still spread over every partition (Kafka's sticky
+ *    partitioner, KIP-480).
+ *  - Batching.  Each record is encoded straight into the open batch of its
+ *    partition, memory that the producer owns and reuses (no allocation
+ *    per record).  A batch is sealed when it holds batch_records records or
+ *    about batch_bytes bytes, and then appended at once, whole, by the
+ *    thread that filled it; a batch that is not full goes when a
+ *    synchronous caller waits for it, when it has held asynchronous records
+ *    for linger_ms, or on flush.  A partition has at most one batch being
+ *    appended at a time; records that arrive meanwhile gather in the next
+ *    one, so batches grow with the load, and callers waiting for the same
+ *    batch share its write and its fdatasync (group commit).
+ *  - Order.  The records of one partition are appended in the order in
+ *    which their produce calls entered the producer.  Records that one
+ *    thread produces with one key (or to one partition) keep its order.
+ *  - Outcome.  Every record handed to the producer gets exactly one outcome:
+ *    an offset, or an error.  mqlog_produce() waits for it and returns it;
+ *    mqlog_produce_async() reports it through the delivery callback, and
+ *    flush and close report failures too.  There is no automatic retry: a
+ *    record whose batch failed is not in the log.
+ *  - Timestamps.  A record keeps the timestamp its caller gives; one with
+ *    MQLOG_TIMESTAMP_NOW is stamped by the library with the wall clock when
+ *    its batch is appended, as with mqlog_append().  (A batch holds records
+ *    of one kind: a record of the other kind starts a new batch.)
+ *
+ * A producer works within one process.  Producers in several processes may
+ * share a topic: their batches are appended whole and never interleave,
+ * offsets stay dense, and each keeps its own per-key order.
+ */
+typedef struct mqlog_producer mqlog_producer;
+
+/* As a partition argument: let the producer's partitioner choose. */
+#define MQLOG_PARTITION_AUTO UINT32_MAX
+
+enum mqlog_partitioner {
+	/*
+	 * The default.  Keyed records: XXH3_64bits(key bytes) with seed 0
+	 * (xxHash 0.8, the 64-bit XXH3 hash), taken modulo the partition
+	 * count as an unsigned 64-bit number: mqlog_partition_for_key().
+	 * Null keys: the sticky partition.
+	 */
+	MQLOG_PARTITIONER_XXH3 = 0,
+	/*
+	 * Kafka's default partitioner, so that a key lands on the partition a
+	 * Kafka client would choose: mqlog_partition_for_key_murmur2().
+	 * Null keys: the sticky partition.
+	 */
+	MQLOG_PARTITIONER_MURMUR2 = 1,
+	/* options.partition_fn decides, for every record (null keys too). */
+	MQLOG_PARTITIONER_CUSTOM = 2,
+};
+
+/*
+ * A custom partitioner: returns the partition (0 .. @partitions - 1) for
+ * @msg, or a negative error code, which the produce call then returns with
+ * the record not produced.  A value out of range fails the call with
+ * MQLOG_EINVAL.  Called in the producing thread, with no lock held, for each
+ * record produced with MQLOG_PARTITION_AUTO; it must be thread-safe when the
+ * producer is shared by threads, and must not call back into the producer.
+ */
+typedef int (*mqlog_partitioner_fn)(void *arg, const mqlog_msg *msg,
+				    uint32_t partitions);
+
+/* The outcome of one record produced with mqlog_produce_async(). */
+typedef struct mqlog_delivery {
+	int rc;             /* 0, or why the record is not in the log */
+	uint32_t partition; /* the partition the record went (or was to go) to */
+	uint64_t offset;    /* its offset when rc == 0, else 0 */
+	void *opaque;       /* as given to mqlog_produce_async() */
+	const char *errmsg; /* NULL when rc == 0, else the message (names the
+			       topic and partition); valid during the call */
+} mqlog_delivery;
+
+/*
+ * The delivery callback: called exactly once for each record produced with
+ * mqlog_produce_async(), success or failure, always from the producer's
+ * own background thread (never from inside a produce call, so it may take
+ * locks that the producing threads hold while they produce), one call at a
+ * time, and for the records of one partition in offset order.  Reports
+ * come within about a millisecond of the append (they are handed over in
+ * bulk), and flush and close return only after the reports of their
+ * records.  It may call mqlog_produce() and mqlog_produce_async() on the
+ * same producer, but not mqlog_producer_flush() or mqlog_producer_close()
+ * (they fail with MQLOG_EBUSY there).  While it runs, no other delivery is
+ * reported, so it should return quickly.  mqlog_errmsg() in the callback
+ * returns the failure's message too.
+ */
+typedef void (*mqlog_delivery_fn)(void *arg, const mqlog_delivery *d);
+
+typedef struct mqlog_producer_options {
+	uint32_t batch_records; /* seal a batch at this many records (1 ..
+				   1000000); default 1000 */
+	uint32_t batch_bytes;   /* seal a batch at about this many encoded
+				   bytes; default 1 MiB.  Lowered to a
+				   quarter of the topic's segment_bytes and
+				   to half its retention_bytes; batch_records
+				   to its max_messages.  A larger record goes
+				   alone. */
+	uint32_t linger_ms;     /* how long a batch of asynchronous records
+				   that is not full waits for more before the
+				   background thread appends it (0 ..
+				   3600000); default 5, as Kafka's clients.
+				   0: at once, which costs a thread wake-up
+				   per batch.  Synchronous records never
+				   wait: their batch goes as soon as their
+				   partition is not busy appending. */
+	int sync;               /* MQLOG_SYNC_DEFAULT (the topic's policy) or
+				   NONE, INTERVAL, ALWAYS for every batch */
+	int partitioner;        /* enum mqlog_partitioner; default XXH3 */
+	mqlog_partitioner_fn partition_fn; /* CUSTOM: the function */
+	void *partition_arg;    /* its first argument */
+	mqlog_delivery_fn on_delivery; /* outcomes of asynchronous records;
+					  NULL: none (flush and close still
+					  report the first failure) */
+	void *delivery_arg;     /* its first argument */
+} mqlog_producer_options;
+
+/* mqlog_producer_options_init - fill @opts with the defaults above. */
+MQLOG_API void mqlog_producer_options_init(mqlog_producer_options *opts);
+
+/*
+ * mqlog_producer_open - a producer on topic @t with @opts (NULL: the
+ * defaults).  @t is borrowed: it must stay open until the producer is
+ * freed.  Starts no thread: the background thread (linger timer and
+ * delivery callbacks) starts with the first mqlog_produce_async().
+ *
+ * Returns 0 and stores the handle in *out, or MQLOG_EINVAL (NULL argument,
+ * an option out of range, CUSTOM without partition_fn; the message names
+ * the option), MQLOG_ERDONLY (directory opened read-only), MQLOG_ENOMEM.
+ * Thread-safe.
+ */
+MQLOG_API int mqlog_producer_open(mqlog_topic *t,
+				  const mqlog_producer_options *opts,
+				  mqlog_producer **out);
+
+/*
+ * mqlog_produce - produce one record and wait for its outcome.
+ *
+ * @msg is copied before the call returns or waits (its bytes may be reused
+ * at once).  @partition is a partition number or MQLOG_PARTITION_AUTO.  The
+ * call returns when the record's batch has been appended, and, under sync
+ * ALWAYS (the producer's or the topic's), when it is on stable storage.
+ * The batch goes as soon as the partition has no other batch of this
+ * producer in flight (linger_ms does not apply); callers that wait at the
+ * same time share the batch and its fdatasync, and a caller may append
+ * the batch holding the others' records.
+ *
+ * Returns 0 and stores the partition and offset in *partition_out and
+ * *offset_out (each may be NULL), or an error: MQLOG_EINVAL (NULL argument,
+ * a null key with a length, a null header key, a partition out of range),
+ * MQLOG_ETOOBIG (the record alone encodes to more than the topic's
+ * max_record_bytes; nothing else is affected), MQLOG_ECLOSED (the producer
+ * is closed or closing), the error of a custom partitioner, or the error
+ * of the append of the record's batch (MQLOG_EFULL, -ENOSPC, MQLOG_EFAILED,
+ * ...), which every record of that batch gets.  After a fatal error (a
+ * partition fail-stopped: MQLOG_EFAILED; MQLOG_EDELETED; MQLOG_ERDONLY)
+ * the producer fails every later call with that error, the message saying
+ * so.  On error *partition_out and *offset_out are left unchanged.
+ *
+ * Thread-safe: any number of threads may produce through one producer.
+ */
+MQLOG_API int mqlog_produce(mqlog_producer *p, const mqlog_msg *msg,
+			    uint32_t partition, uint32_t *partition_out,
+			    uint64_t *offset_out);
+
+/*
+ * mqlog_produce_async - produce one record without waiting for its outcome.
+ *
+ * @msg is copied before the call returns.  The outcome goes to the delivery
+ * callback with @opaque (see mqlog_delivery_fn); without a callback, a
+ * failure is reported by the next flush or close.  Returns 0 when the
+ * record was accepted (its outcome comes later, exactly once), or an error
+ * when it was not (then no callback comes for it): MQLOG_EINVAL,
+ * MQLOG_ETOOBIG, MQLOG_ECLOSED, a partitioner's error, a fatal error as for
+ * mqlog_produce(), or -EAGAIN / MQLOG_ENOMEM when the background thread
+ * cannot start.  The call that fills a batch appends it before it returns
+ * (the bytes are hot in its cache; no thread hand-off on the hot path),
+ * and a call that finds its partition's batch full while another is being
+ * appended waits for it (backpressure).  Thread-safe.
+ */
+MQLOG_API int mqlog_produce_async(mqlog_producer *p, const mqlog_msg *msg,
+				  uint32_t partition, void *opaque);
+
+/*
+ * mqlog_producer_flush - seal every open batch now (ignoring linger_ms),
+ * and wait until every record produced before the call has its outcome and
+ * every delivery callback for them has returned.
+ *
+ * Returns 0 when every asynchronous record whose outcome was reported since
+ * the previous flush (or close) was appended, or else the first failure
+ * among them (message included); records produced concurrently by other
+ * threads may count too.  MQLOG_ECLOSED after close; MQLOG_EBUSY from a
+ * delivery callback.  Thread-safe.
+ */
+MQLOG_API int mqlog_producer_flush(mqlog_producer *p);
+
+/*
+ * mqlog_producer_close - stop taking records, flush, and stop the
+ * background thread once every delivery callback has been made.
+ *
+ * Every record produced before close began gets its outcome.  Calls that
+ * race with close either get their record in (with an outcome) or fail with
+ * MQLOG_ECLOSED; every call after close fails with MQLOG_ECLOSED, so a
+ * closed producer can never drop a record silently.  Returns what
+ * mqlog_producer_flush() would, MQLOG_ECLOSED when already closed, or
+ * MQLOG_EBUSY from a delivery callback.  The handle stays valid (and
+ * answers MQLOG_ECLOSED) until mqlog_producer_free().  Thread-safe.
+ */
+MQLOG_API int mqlog_producer_close(mqlog_producer *p);
+
+/*
+ * mqlog_producer_free - close @p if it is still open (ignoring the result)
+ * and release it.  Call it once every other thread has returned from its
+ * calls on @p; never from a delivery callback.  NULL is a harmless no-op.
+ */
+MQLOG_API void mqlog_producer_free(mqlog_producer *p);
+
+/*
+ * mqlog_murmur2 - Kafka's murmur2 hash of @len bytes at @key (as
+ * org.apache.kafka.common.utils.Utils.murmur2), as an unsigned 32-bit
+ * value; Java's signed int has the same bits.  To reproduce it, with
+ * 32-bit unsigned wrap-around arithmetic:
+ *
+ *     m = 0x5bd1e995, h = 0x9747b28c ^ len
+ *     for each whole 4-byte block, little-endian k = b0 | b1<<8 | b2<<16 | b3<<24:
+ *         k *= m; k ^= k >> 24; k *= m; h *= m; h ^= k
+ *     tail of len % 4 bytes t0, t1, t2 at the end:
+ *         3: h ^= t2 << 16; 2: h ^= t1 << 8; 1: h ^= t0; h *= m
+ *         (falling through from 3 to 1; only when the tail is not empty)
+ *     h ^= h >> 13; h *= m; h ^= h >> 15
+ *
+ * For example "21" -> 0xc5f2f8ec (-973932308), "kafka" -> 0xd067cf64,
+ * "" -> 0x106e08d9.  Thread-safe.
+ */
+MQLOG_API uint32_t mqlog_murmur2(const void *key, size_t len);
+
+/*
+ * mqlog_partition_for_key_murmur2 - Kafka's partition for a key:
+ * (mqlog_murmur2(key) & 0x7fffffff) % @partitions (Kafka's
+ * Utils.toPositive, then modulo).  @partitions must be > 0.  Thread-safe.
+ */
+MQLOG_API uint32_t mqlog_partition_for_key_murmur2(const void *key, size_t len,
+						   uint32_t partitions);
+
+/* ------------------------------------------------------------------------ */
+/* Routing records by a header                                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * mqlog_record_header - the value of header @key (@key_len bytes) of @rec:
+ * its last occurrence, as Kafka's Headers.lastHeader().  Returns 1 and
+ * stores the value in *value (pointing into the record's memory, with its
+ * lifetime; data == NULL for a null value), 0 when the record has no such
+ * header (*value untouched), or MQLOG_ECORRUPT for malformed headers.
+ * Thread-safe.
+ */
+MQLOG_API int mqlog_record_header(const mqlog_record *rec, const void *key,
+				  size_t key_len, mqlog_bytes *value);
+
+/* A record handler: returns 0, or an error that the dispatch passes back. */
+typedef int (*mqlog_handler_fn)(void *arg, const mqlog_record *rec);
+
+/* One entry of a routing table: records whose header equals @value. */
+typedef struct mqlog_route {
+	const char *value;        /* header value to match (bytes of the C
+				     string, without its NUL); NULL matches
+				     every record: the fallback, put it last */
+	mqlog_handler_fn handler; /* called for a matching record */
+	void *arg;                /* its first argument */
+} mqlog_route;
+
+/*
+ * mqlog_route_record - the "message type -> handler" pattern: find the value
+ * of header @header_key (a C string; last occurrence) in @rec and call the
+ * handler of the first of the @nroutes @routes whose value equals it
+ * byte for byte.  A record without the header, or with a null value,
+ * matches only a NULL (fallback) route.
+ *
+ * Returns what the handler returned, MQLOG_ENOENT when no route matched
+ * (the message names the header and its value), MQLOG_ECORRUPT for
+ * malformed headers, MQLOG_EINVAL for NULL arguments.  Costs one scan of the
+ * record's headers and of the table: for a few dozen types this beats a
+ * hash table.  Thread-safe (the handlers permitting).
+ */
+MQLOG_API int mqlog_route_record(const mqlog_record *rec,
+				 const char *header_key,
+				 const mqlog_route *routes, size_t nroutes);
 
 /* ------------------------------------------------------------------------ */
 /* Reading                                                                  */
@@ -475,6 +782,370 @@ MQLOG_API int mqlog_reader_read(mqlog_reader *r, mqlog_record *recs,
  * Returns 0 when records are available, MQLOG_ETIMEDOUT otherwise.
  */
 MQLOG_API int mqlog_reader_wait(mqlog_reader *r, int timeout_ms);
+
+/* ------------------------------------------------------------------------ */
+/* Consumers and consumer groups                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A consumer reads a set of partitions of one topic and hands out records
+ * in batches, blocking while it has caught up.  It is either
+ *
+ *  - standalone: the application chooses the partitions
+ *    (mqlog_consumer_assign) and where to read (mqlog_consumer_seek*); no
+ *    offsets are committed; or
+ *  - a member of a consumer group (options.group): the group divides the
+ *    topic's partitions between its live members, each partition owned by
+ *    one member at a time, and remembers per partition a committed offset
+ *    (the next record to process) from which the next owner resumes.
+ *
+ * Groups work across threads and processes of one host, with no broker:
+ * membership, ownership and offsets live in the directory's LMDB
+ * environment.  A group is identified by its name and the topic, so one
+ * group name may be used on several topics independently.  Every group
+ * sees every record (publish/subscribe); inside a group each record goes
+ * to one member (work sharing).
+ *
+ * Membership.  A member joins when its consumer opens, holds a lease, and
+ * leaves when it closes.  A background thread of the consumer renews the
+ * lease every heartbeat_ms, but never to more than lease_ms past the
+ * application's last call of mqlog_consumer_poll() (or
+ * mqlog_consumer_heartbeat(), for long processing): call one of them at
+ * least once every lease_ms.  A member whose lease ran out, or whose
+ * process is gone (even after a kill -9), is removed by the next heartbeat
+ * of any other member.
+ *
+ * Rebalance.  Every change of membership bumps the group's generation and
+ * computes, from the live members and the partitions alone, which member
+ * each partition should go to (strategy range, round-robin or sticky).  It
+ * is cooperative: a member that is to lose a partition first commits what
+ * it delivered (in the auto-commit modes), then releases it; only then may
+ * the new owner claim it, starting at that committed offset.  So without
+ * crashes no record is delivered twice within a group and none is skipped.
+ * After a crash, the partitions of the dead member resume from its last
+ * commit (at-least-once).  Joining, leaving and releasing wake the members
+ * at once through a futex word in DIR/groups/GROUP; a killed member is
+ * noticed within one heartbeat interval.
+ *
+ * Fencing.  A commit is accepted only from a live member that owns the
+ * partition in the group's records; otherwise MQLOG_ESTALE.  A member that
+ * finds itself removed (its lease ran out while it was stalled) reports its
+ * partitions as lost (MQLOG_REBALANCE_LOST), rejoins with a new member id,
+ * and never hands out records while its own lease has run out.
+ *
+ * Waiting.  A caught-up poll sleeps in futex_waitv(2) on the wake-up words
+ * of its partitions (bumped by every append, in any process) and on the
+ * group's word, so it wakes within microseconds of an append or a
+ * rebalance, without polling.  Up to 127 partitions are waited on at once;
+ * a consumer with more waits on them in rotating groups of 127.
+ *
+ * Group names follow the topic name rule: 1-249 characters of
+ * [A-Za-z0-9._-], not "." or "..".
+ *
+ * A consumer handle is used by one thread at a time (it may move between
+ * threads); many consumers, of one group or not, may run in the threads of
+ * one process.  Close consumers before their topic.
+ */
+typedef struct mqlog_consumer mqlog_consumer;
+
+/* How a group divides the partitions among its live members (ordered by
+ * the generation they joined at, then member id). */
+enum mqlog_assign_strategy {
+	MQLOG_ASSIGN_RANGE = 0,       /* contiguous ranges, the first members
+				       * get one more (Kafka's range) */
+	MQLOG_ASSIGN_ROUND_ROBIN = 1, /* partition p to member p mod n */
+	MQLOG_ASSIGN_STICKY = 2,      /* balanced, moving as few partitions as
+				       * possible from the previous assignment */
+};
+
+/* When a group member's offsets are committed. */
+enum mqlog_commit_mode {
+	/*
+	 * At-least-once (the default): the records of a poll count as
+	 * processed when the application calls poll again (or commit, or
+	 * close); their offsets are committed then, at most every
+	 * auto_commit_interval_ms, and always before a partition is released
+	 * and at close.  A crash replays what was not committed.
+	 */
+	MQLOG_COMMIT_AFTER = 0,
+	/*
+	 * At-most-once: poll commits the offsets of the records it is about
+	 * to return before it returns them.  A crash loses what was being
+	 * processed.
+	 */
+	MQLOG_COMMIT_BEFORE = 1,
+	/*
+	 * The application commits (mqlog_consumer_commit*), typically also
+	 * from the REVOKED callback.  A partition released or closed with
+	 * delivered but uncommitted records is replayed by its next owner.
+	 */
+	MQLOG_COMMIT_MANUAL = 2,
+};
+
+/* Rebalance events reported to options.on_rebalance. */
+enum mqlog_rebalance_event {
+	MQLOG_REBALANCE_ASSIGNED = 1, /* these partitions are now ours; their
+				       * positions are set (seek to override) */
+	MQLOG_REBALANCE_REVOKED = 2,  /* these go to another member once the
+				       * callback returns; commit now (manual
+				       * mode) */
+	MQLOG_REBALANCE_LOST = 3,     /* these were taken away while we were
+				       * not in the group: commits for them
+				       * fail with MQLOG_ESTALE */
+};
+
+/*
+ * The rebalance callback: called from inside mqlog_consumer_poll() (and
+ * mqlog_consumer_close(), for REVOKED) in the polling thread, with no lock
+ * held.  It may call mqlog_consumer_commit*(), _seek*(), _position(),
+ * _committed(), _assignment(); poll and close fail there with MQLOG_EBUSY.
+ * @partitions is valid during the call.
+ */
+typedef void (*mqlog_rebalance_fn)(void *arg, mqlog_consumer *c, int event,
+				   const uint32_t *partitions, size_t count);
+
+typedef struct mqlog_consumer_options {
+	const char *group;        /* group name; NULL: a standalone consumer */
+	int strategy;             /* enum mqlog_assign_strategy; default RANGE.
+				   * The group uses its first member's. */
+	int commit_mode;          /* enum mqlog_commit_mode; default AFTER */
+	uint32_t auto_commit_interval_ms; /* AFTER: least time between two
+				   * commits; 0: at every poll.  Default 1000 */
+	uint32_t heartbeat_ms;    /* lease renewal period, 1..3600000; default
+				   * 1000 */
+	uint32_t lease_ms;        /* how long a member that stopped polling
+				   * stays in the group, >= 2 * heartbeat_ms;
+				   * default 10000 */
+	uint64_t reset_offset;    /* where a partition without a committed
+				   * offset starts: MQLOG_OFFSET_EARLIEST
+				   * (default) or MQLOG_OFFSET_LATEST; also a
+				   * standalone consumer's initial position */
+	mqlog_rebalance_fn on_rebalance; /* NULL: none */
+	void *rebalance_arg;      /* its first argument */
+} mqlog_consumer_options;
+
+/* mqlog_consumer_options_init - fill @opts with the defaults above. */
+MQLOG_API void mqlog_consumer_options_init(mqlog_consumer_options *opts);
+
+/*
+ * mqlog_group_name_valid - 1 when @name is a valid group name (the topic
+ * name rule), else 0.  Thread-safe.
+ */
+MQLOG_API int mqlog_group_name_valid(const char *name);
+
+/*
+ * mqlog_consumer_open - a consumer of topic @t with @opts (NULL: the
+ * defaults, standalone).  @t is borrowed: close the consumer first.
+ *
+ * A group member joins the group here (one durable LMDB transaction) and
+ * claims the partitions that are free in its share; the others follow in
+ * later polls, as their owners release them.  Opening never waits for
+ * other members.
+ *
+ * Returns 0 and stores the handle in *out, or MQLOG_EINVAL (an option out of
+ * range, a bad group name; the message names it), MQLOG_ERDONLY (a group
+ * member needs a writable directory), MQLOG_ENOMEM, an I/O error.
+ */
+MQLOG_API int mqlog_consumer_open(mqlog_topic *t,
+				  const mqlog_consumer_options *opts,
+				  mqlog_consumer **out);
+
+/*
+ * mqlog_consumer_close - leave and release.  A group member first reports
+ * its partitions as REVOKED, commits what it delivered (auto-commit modes),
+ * releases them and leaves the group in one transaction, and wakes the
+ * other members so that they take over at once.  Errors on the way are
+ * ignored (the lease then runs out).  NULL is a harmless no-op.
+ */
+MQLOG_API void mqlog_consumer_close(mqlog_consumer *c);
+
+/*
+ * mqlog_consumer_assign - a standalone consumer reads @partitions (which
+ * replace the previous set; partitions kept keep their positions, new ones
+ * start at options.reset_offset).  MQLOG_EINVAL for a group member or a
+ * partition out of range.
+ */
+MQLOG_API int mqlog_consumer_assign(mqlog_consumer *c,
+				    const uint32_t *partitions, size_t count);
+
+/*
+ * mqlog_consumer_assignment - the partitions this consumer reads now, in
+ * increasing order: up to @max into @partitions, the total in *count.
+ */
+MQLOG_API int mqlog_consumer_assignment(mqlog_consumer *c,
+					uint32_t *partitions, size_t max,
+					size_t *count);
+
+/*
+ * mqlog_consumer_seek - read @partition (one of the assignment) from
+ * @offset, MQLOG_OFFSET_EARLIEST or MQLOG_OFFSET_LATEST on.  MQLOG_ERANGE
+ * outside [start, end] (position unchanged); MQLOG_EINVAL when the
+ * partition is not assigned.  In a group the new position is what the next
+ * commit stores.
+ */
+MQLOG_API int mqlog_consumer_seek(mqlog_consumer *c, uint32_t partition,
+				  uint64_t offset);
+
+/* mqlog_consumer_seek_time - as seek, to the first record stamped at or
+ * after @timestamp_ms (the end when none is). */
+MQLOG_API int mqlog_consumer_seek_time(mqlog_consumer *c, uint32_t partition,
+				       int64_t timestamp_ms);
+
+/* mqlog_consumer_position - the offset of the next record poll returns
+ * from @partition.  MQLOG_EINVAL when it is not assigned. */
+MQLOG_API int mqlog_consumer_position(mqlog_consumer *c, uint32_t partition,
+				      uint64_t *offset);
+
+/*
+ * mqlog_consumer_poll - up to @max records from the assigned partitions.
+ *
+ * Returns 0 with *count records in @recs (each partition's records in
+ * offset order; partitions take turns from one poll to the next), or 0 with
+ * *count == 0 when @timeout_ms passed with nothing new (-1 waits forever,
+ * 0 never waits).  A group member also does its group work here: the
+ * commit of the previous poll's records (AFTER mode), releasing and
+ * claiming partitions, rebalance callbacks (the lease is renewed by the
+ * consumer's heartbeat thread, off this path).
+ *
+ * Zero copy: the byte runs of the records point into the memory-mapped
+ * segments and stay valid until the next poll, seek, assign or close of
+ * this consumer; copy what must live longer.
+ *
+ * Errors: MQLOG_EINVAL (NULL arguments, max 0), MQLOG_EBUSY (called from a
+ * rebalance callback), MQLOG_ECORRUPT (a batch failed validation; the
+ * message names the partition and file; records before it were returned by
+ * earlier polls), LMDB or I/O errors of the group work (message names the
+ * group and topic).  When retention removed records before they were
+ * read, the partition continues at its start.
+ */
+MQLOG_API int mqlog_consumer_poll(mqlog_consumer *c, mqlog_record *recs,
+				  size_t max, int timeout_ms, size_t *count);
+
+/* One partition's offset, for commits. */
+typedef struct mqlog_partition_offset {
+	uint32_t partition; /* partition */
+	uint64_t offset;    /* the next offset to process */
+} mqlog_partition_offset;
+
+/*
+ * mqlog_consumer_commit - commit, durably, the position of every assigned
+ * partition (everything delivered so far counts as processed).
+ *
+ * mqlog_consumer_commit_offsets - commit @count explicit offsets (the next
+ * record to process in each partition).  An offset outside the partition's
+ * [start, end] is clamped into it.
+ *
+ * Both return 0 once the commit is durable (LMDB synced), MQLOG_EINVAL for
+ * a standalone consumer or a partition not assigned to this member, or
+ * MQLOG_ESTALE when the group no longer counts this member as the owner
+ * (it was removed from the group, or the partition was reassigned); the
+ * message names the group, topic, partition and generations, and nothing
+ * is committed.  Either commits all offsets or none.
+ */
+MQLOG_API int mqlog_consumer_commit(mqlog_consumer *c);
+MQLOG_API int mqlog_consumer_commit_offsets(mqlog_consumer *c,
+					    const mqlog_partition_offset *offsets,
+					    size_t count);
+
+/*
+ * mqlog_consumer_committed - the group's committed offset of @partition
+ * (any partition of the topic), read from LMDB.  MQLOG_ENOENT when there is
+ * none, MQLOG_EINVAL for a standalone consumer.
+ */
+MQLOG_API int mqlog_consumer_committed(mqlog_consumer *c, uint32_t partition,
+				       uint64_t *offset);
+
+/*
+ * mqlog_consumer_heartbeat - tell the group the application is alive
+ * without polling (for processing that takes longer than lease_ms): renews
+ * the lease now and lets the heartbeat thread keep renewing it.
+ * MQLOG_ESTALE when the member was already removed; 0 for a standalone
+ * consumer.
+ */
+MQLOG_API int mqlog_consumer_heartbeat(mqlog_consumer *c);
+
+/* The member id (0 for a standalone consumer) and the group generation
+ * this member last synchronised at. */
+MQLOG_API uint64_t mqlog_consumer_member_id(const mqlog_consumer *c);
+MQLOG_API uint64_t mqlog_consumer_generation(const mqlog_consumer *c);
+
+/* ------------------------------------------------------------------------ */
+/* Group inspection and administration                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct mqlog_group_member_info {
+	uint64_t member_id;       /* member id */
+	int32_t pid;              /* its process */
+	int alive;                /* 1: lease current and process running */
+	int64_t lease_left_ms;    /* until the lease runs out (< 0: expired) */
+	int64_t heartbeat_age_ms; /* since its last heartbeat */
+	uint64_t generation;      /* generation it last synchronised at */
+	uint32_t owned;           /* partitions it owns */
+} mqlog_group_member_info;
+
+typedef struct mqlog_group_partition_info {
+	uint32_t partition;       /* partition */
+	int has_committed;        /* 1 when an offset was committed */
+	uint64_t committed;       /* committed offset (next to process) */
+	int64_t commit_time_ms;   /* wall clock ms of that commit */
+	uint64_t start_offset;    /* the partition's log start */
+	uint64_t end_offset;      /* the partition's log end */
+	uint64_t lag;             /* end - committed (committed clamped into
+				   * [start, end]; start when none) */
+	uint64_t owner;           /* member that owns it; 0 none */
+	uint64_t assigned;        /* member the assignment gives it; 0 none */
+} mqlog_group_partition_info;
+
+typedef struct mqlog_group_info {
+	char *group;              /* group name */
+	char *topic;              /* topic name */
+	uint64_t generation;      /* current generation (0: never joined) */
+	int strategy;             /* enum mqlog_assign_strategy */
+	uint64_t lag;             /* sum of the partitions' lag */
+	size_t live_members;      /* members with alive == 1 */
+	size_t member_count;      /* entries in members */
+	mqlog_group_member_info *members;
+	size_t partition_count;   /* entries in partitions (the topic's) */
+	mqlog_group_partition_info *partitions;
+} mqlog_group_info;
+
+/*
+ * mqlog_group_list - every group of every topic (those with members or
+ * committed offsets), sorted by group then topic.  *groups is an array of
+ * *count entries allocated by the library: release it with
+ * mqlog_group_info_free().  Changes nothing.  Thread-safe.
+ */
+MQLOG_API int mqlog_group_list(mqlog *db, mqlog_group_info **groups,
+			       size_t *count);
+
+/* mqlog_group_describe - one group on one topic (*out: one entry).
+ * MQLOG_ENOENT for an unknown topic or a group without records. */
+MQLOG_API int mqlog_group_describe(mqlog *db, const char *group,
+				   const char *topic, mqlog_group_info **out);
+
+MQLOG_API void mqlog_group_info_free(mqlog_group_info *groups, size_t count);
+
+#define MQLOG_RESET_FORCE 0x1u /* reset even while the group has live members */
+
+/*
+ * mqlog_group_reset_offsets - set the committed offset of every partition
+ * of @topic for @group to @offset (MQLOG_OFFSET_EARLIEST, _LATEST, or an
+ * offset, clamped into each partition's [start, end]).
+ * mqlog_group_reset_offsets_time - to the first record stamped at or after
+ * @timestamp_ms in each partition (its end when there is none).
+ *
+ * Refused with MQLOG_EBUSY while the group has live members, unless @flags
+ * has MQLOG_RESET_FORCE: then the members are removed from the group as
+ * well (they see MQLOG_REBALANCE_LOST, rejoin and resume from the new
+ * offsets).  Durable when it returns.  Thread-safe.
+ */
+MQLOG_API int mqlog_group_reset_offsets(mqlog *db, const char *group,
+					const char *topic, uint64_t offset,
+					unsigned flags);
+MQLOG_API int mqlog_group_reset_offsets_time(mqlog *db, const char *group,
+					     const char *topic,
+					     int64_t timestamp_ms,
+					     unsigned flags);
 
 /* ------------------------------------------------------------------------ */
 /* Inspection, verification and repair                                      */

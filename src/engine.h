@@ -180,6 +180,8 @@ struct mqlog_topic {
 	struct mqlog_topic *next; /* db->topics list */
 	pthread_mutex_t mu;       /* guards lazy partition opening */
 	struct partition **parts; /* meta.cfg.partitions slots, opened lazily */
+	int dirs_synced;          /* atomic: this process fsynced the topic's
+				   * directory and its entry in topics/ */
 };
 
 /* Index entries buffered in memory until the next flush point. */
@@ -226,6 +228,14 @@ int partition_open(struct mqlog_topic *t, uint32_t id, struct partition **out);
 void partition_close(struct partition *p);
 int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 		     int sync, uint64_t *base);
+/*
+ * partition_append_encoded - append a batch of @n records that is already
+ * encoded and hashed (as batch_encode() leaves it: everything but the base
+ * offset and header checksum, which this sets in @buf).  The same locking,
+ * limits, errors and sync as partition_append().
+ */
+int partition_append_encoded(struct partition *p, uint8_t *buf, size_t size,
+			     size_t n, int sync, uint64_t *base);
 int partition_sync(struct partition *p);
 int partition_flush_index(struct partition *p);
 int partition_refresh_segments(struct partition *p);

@@ -17,7 +17,9 @@
  *   time_index    u32 tid, u32 part,             u16 ver=1, u64 seg_base,
  *                 u64 ts ^ (1 << 63), u64 offset u64 pos
  *   partitions    u32 tid, u32 part              u16 ver=1, u64 log_start
- *   group_offsets, group_members, producers: reserved, created empty
+ *   group_members, group_offsets: consumer groups, laid out in the section
+ *                 "Consumer groups" at the end of this file
+ *   producers: reserved, created empty
  *
  * Keys are big-endian so that LMDB's memcmp order is numeric order and a
  * cursor walks one partition from its lowest key to its highest; every
@@ -1306,6 +1308,8 @@ int index_topic_put(struct index *ix, const char *name,
 	return ix_update(ix, true, ix_topic_put_txn, &a);
 }
 
+static int ix_group_drop_topic(struct index *ix, MDB_txn *txn, uint32_t tid);
+
 static int ix_topic_delete_txn(struct index *ix, MDB_txn *txn, void *arg)
 {
 	static const enum ix_db derived[] = { DB_SEGMENTS, DB_OFFSETS, DB_TIMES,
@@ -1340,7 +1344,7 @@ static int ix_topic_delete_txn(struct index *ix, MDB_txn *txn, void *arg)
 		if (rc)
 			return rc;
 	}
-	return 0;
+	return ix_group_drop_topic(ix, txn, a->id);
 }
 
 /*
@@ -1957,4 +1961,628 @@ int index_foreach_time(struct index *ix, uint32_t tid, uint32_t part,
 
 	return ix_walk(ix, DB_TIMES, tid, part, IX_TIME_KEY_SIZE,
 		       ix_dec_time_at, buf, sizeof buf[0], ix_call_time, &w);
+}
+
+/* ======================================================================== */
+/* Consumer groups                                                          */
+/* ======================================================================== */
+
+/*
+ * Keys start with the group name and a NUL (group names never contain
+ * one), then the topic id, so that everything of one group on one topic is
+ * one contiguous range of each database:
+ *
+ *   group_members  group, 0, u32 tid, u64 member id      member value
+ *                  group, 0, u32 tid, u64 0              state value
+ *   group_offsets  group, 0, u32 tid, u32 partition      partition value
+ *
+ * Values (little-endian, a u16 version first, fields only ever appended):
+ *
+ *   state      ver, u64 generation, u32 strategy, u32 n, n x u64 target
+ *              (target[p]: the member the assignment gives partition p)
+ *   member     ver, i32 pid, u64 pid_start, u64 pidns, u64 boot,
+ *              i64 lease_until, i64 heartbeat, u64 gen, u64 joined,
+ *              u32 lease_ms
+ *   partition  ver, u64 committed, i64 commit_ms, u64 owner, u64 owner_gen
+ *
+ * A transaction loads the whole group (state, members, partitions), hands
+ * it to group.c's callback and writes back only what the callback changed,
+ * so that a heartbeat rewrites one member record and a commit one
+ * partition record.  The ownership of a partition and its committed offset
+ * share one record: the fencing check of a commit ("does this member still
+ * own the partition?") and the commit itself are one read-modify-write.
+ */
+#define IX_GROUP_PREFIX_MAX (GROUP_NAME_MAX + 1 + 4) /* name, NUL, tid */
+#define IX_GSTATE_HDR_SIZE  18u /* ver, generation, strategy, n */
+#define IX_GMEMBER_VAL_SIZE 66u /* ver .. lease_ms */
+#define IX_GPART_VAL_SIZE   34u /* ver, committed, commit_ms, owner, gen */
+
+static int ix_group_check(const struct index *ix, const char *group)
+{
+	size_t n;
+
+	if (!group)
+		return mq_err(MQLOG_EINVAL, "%s: group name is NULL", ix->dir);
+	n = strlen(group);
+	if (n == 0 || n > GROUP_NAME_MAX)
+		return mq_err(MQLOG_EINVAL, "%s: group name of %zu bytes",
+			      ix->dir, n);
+	return 0;
+}
+
+/* Write the key prefix of (group, tid) into @k; returns its length. */
+static size_t ix_group_prefix(uint8_t *k, const char *group, uint32_t tid)
+{
+	size_t n = strlen(group);
+
+	memcpy(k, group, n);
+	k[n] = 0;
+	mq_be32(k + n + 1, tid);
+	return n + 5;
+}
+
+/*
+ * Split a key of either group database into group name and topic id;
+ * *rest gets the bytes after the prefix.  False for a key we did not
+ * write.
+ */
+static bool ix_group_split(const MDB_val *k, struct group_ref *ref,
+			   size_t *rest)
+{
+	const uint8_t *p = k->mv_data;
+	const uint8_t *nul = memchr(p, 0, k->mv_size);
+	size_t n;
+
+	if (!nul)
+		return false;
+	n = (size_t)(nul - p);
+	if (n == 0 || n > GROUP_NAME_MAX || k->mv_size < n + 5)
+		return false;
+	if (ref) {
+		memcpy(ref->name, p, n);
+		ref->name[n] = '\0';
+		ref->tid = mq_ldbe32(p + n + 1);
+	}
+	*rest = k->mv_size - n - 5;
+	return true;
+}
+
+void group_snap_free(struct group_snap *s)
+{
+	if (!s)
+		return;
+	free(s->target);
+	free(s->parts);
+	free(s->members);
+	memset(s, 0, sizeof *s);
+}
+
+static int ix_group_alloc(struct group_snap *s, uint32_t nparts, size_t members)
+{
+	size_t n = nparts ? nparts : 1;
+
+	memset(s, 0, sizeof *s);
+	s->nparts = nparts;
+	s->cap = members + 8;
+	s->target = calloc(n, sizeof *s->target);
+	s->parts = calloc(n, sizeof *s->parts);
+	s->members = calloc(s->cap, sizeof *s->members);
+	if (!s->target || !s->parts || !s->members) {
+		group_snap_free(s);
+		return mq_err(MQLOG_ENOMEM, "group of %u partitions", nparts);
+	}
+	for (uint32_t i = 0; i < nparts; i++)
+		s->parts[i].committed = GROUP_NO_OFFSET;
+	return 0;
+}
+
+/* Append @m, keeping room for one more (the callback may add a member). */
+static int ix_group_push(struct group_snap *s, const struct group_member *m)
+{
+	if (s->nmembers + 2 > s->cap) {
+		size_t ncap = s->cap * 2;
+		struct group_member *nm =
+			realloc(s->members, ncap * sizeof *nm);
+		if (!nm)
+			return mq_err(MQLOG_ENOMEM, "group members");
+		s->members = nm;
+		s->cap = ncap;
+	}
+	s->members[s->nmembers++] = *m;
+	return 0;
+}
+
+static int ix_group_copy(struct group_snap *dst, const struct group_snap *src)
+{
+	int rc = ix_group_alloc(dst, src->nparts, src->nmembers);
+
+	if (rc)
+		return rc;
+	dst->exists = src->exists;
+	dst->generation = src->generation;
+	dst->strategy = src->strategy;
+	memcpy(dst->target, src->target, src->nparts * sizeof *src->target);
+	memcpy(dst->parts, src->parts, src->nparts * sizeof *src->parts);
+	memcpy(dst->members, src->members,
+	       src->nmembers * sizeof *src->members);
+	dst->nmembers = src->nmembers;
+	return 0;
+}
+
+static bool ix_dec_gmember(const MDB_val *v, struct group_member *m)
+{
+	const uint8_t *p = v->mv_data;
+
+	if (!ix_val_ok(v, IX_GMEMBER_VAL_SIZE))
+		return false;
+	m->pid = (int32_t)mq_ld32(p + 2);
+	m->pid_start = mq_ld64(p + 6);
+	m->pidns = mq_ld64(p + 14);
+	m->boot = mq_ld64(p + 22);
+	m->lease_until = (int64_t)mq_ld64(p + 30);
+	m->heartbeat = (int64_t)mq_ld64(p + 38);
+	m->gen = mq_ld64(p + 46);
+	m->joined = mq_ld64(p + 54);
+	m->lease_ms = mq_ld32(p + 62);
+	return true;
+}
+
+static void ix_enc_gmember(uint8_t v[IX_GMEMBER_VAL_SIZE],
+			   const struct group_member *m)
+{
+	mq_st16(v, IX_VAL_VERSION);
+	mq_st32(v + 2, (uint32_t)m->pid);
+	mq_st64(v + 6, m->pid_start);
+	mq_st64(v + 14, m->pidns);
+	mq_st64(v + 22, m->boot);
+	mq_st64(v + 30, (uint64_t)m->lease_until);
+	mq_st64(v + 38, (uint64_t)m->heartbeat);
+	mq_st64(v + 46, m->gen);
+	mq_st64(v + 54, m->joined);
+	mq_st32(v + 62, m->lease_ms);
+}
+
+static bool ix_dec_gpart(const MDB_val *v, struct group_part *gp)
+{
+	const uint8_t *p = v->mv_data;
+
+	if (!ix_val_ok(v, IX_GPART_VAL_SIZE))
+		return false;
+	gp->committed = mq_ld64(p + 2);
+	gp->commit_ms = (int64_t)mq_ld64(p + 10);
+	gp->owner = mq_ld64(p + 18);
+	gp->owner_gen = mq_ld64(p + 26);
+	return true;
+}
+
+static void ix_enc_gpart(uint8_t v[IX_GPART_VAL_SIZE],
+			 const struct group_part *gp)
+{
+	mq_st16(v, IX_VAL_VERSION);
+	mq_st64(v + 2, gp->committed);
+	mq_st64(v + 10, (uint64_t)gp->commit_ms);
+	mq_st64(v + 18, gp->owner);
+	mq_st64(v + 26, gp->owner_gen);
+}
+
+/* Decode a state value; targets of partitions the topic lacks are dropped. */
+static bool ix_dec_gstate(const MDB_val *v, struct group_snap *s)
+{
+	const uint8_t *p = v->mv_data;
+	uint32_t n;
+
+	if (!ix_val_ok(v, IX_GSTATE_HDR_SIZE))
+		return false;
+	n = mq_ld32(p + 14);
+	if ((v->mv_size - IX_GSTATE_HDR_SIZE) / 8 < n)
+		return false;
+	s->exists = true;
+	s->generation = mq_ld64(p + 2);
+	s->strategy = mq_ld32(p + 10);
+	for (uint32_t i = 0; i < n && i < s->nparts; i++)
+		s->target[i] = mq_ld64(p + IX_GSTATE_HDR_SIZE + 8 * (size_t)i);
+	return true;
+}
+
+/* Load (group, tid) from @txn into @s (allocated here). */
+static int ix_group_load(struct index *ix, MDB_txn *txn, const char *group,
+			 uint32_t tid, uint32_t nparts, struct group_snap *s)
+{
+	uint8_t key[IX_GROUP_PREFIX_MAX + 8];
+	size_t plen = ix_group_prefix(key, group, tid);
+	struct group_member m;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc;
+
+	rc = ix_group_alloc(s, nparts, 0);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_open(txn, ix->dbi[DB_GROUP_MEMBERS], &cur);
+	if (rc) {
+		rc = ix_fail(ix, rc, "group_members cursor");
+		goto fail;
+	}
+	k = ix_val(key, plen);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t id;
+
+		if (!ix_has_prefix(&k, key, plen))
+			break;
+		if (k.mv_size != plen + 8) {
+			rc = ix_corrupt(ix, DB_GROUP_MEMBERS, "bad key");
+			goto fail;
+		}
+		id = mq_ldbe64((const uint8_t *)k.mv_data + plen);
+		if (id == 0) {
+			if (!ix_dec_gstate(&v, s)) {
+				rc = ix_corrupt(ix, DB_GROUP_MEMBERS,
+						"bad group state");
+				goto fail;
+			}
+			continue;
+		}
+		memset(&m, 0, sizeof m);
+		if (!ix_dec_gmember(&v, &m)) {
+			rc = ix_corrupt(ix, DB_GROUP_MEMBERS, "bad member");
+			goto fail;
+		}
+		m.id = id;
+		rc = ix_group_push(s, &m);
+		if (rc)
+			goto fail;
+	}
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+		rc = ix_fail(ix, rc, "group_members walk");
+		goto fail;
+	}
+	mdb_cursor_close(cur);
+	cur = NULL;
+
+	rc = mdb_cursor_open(txn, ix->dbi[DB_GROUP_OFFSETS], &cur);
+	if (rc) {
+		rc = ix_fail(ix, rc, "group_offsets cursor");
+		goto fail;
+	}
+	k = ix_val(key, plen);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct group_part gp;
+		uint32_t part;
+
+		if (!ix_has_prefix(&k, key, plen))
+			break;
+		if (k.mv_size != plen + 4 || !ix_dec_gpart(&v, &gp)) {
+			rc = ix_corrupt(ix, DB_GROUP_OFFSETS, "bad entry");
+			goto fail;
+		}
+		part = mq_ldbe32((const uint8_t *)k.mv_data + plen);
+		if (part < nparts)
+			s->parts[part] = gp;
+	}
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+		rc = ix_fail(ix, rc, "group_offsets walk");
+		goto fail;
+	}
+	mdb_cursor_close(cur);
+	return 0;
+fail:
+	if (cur)
+		mdb_cursor_close(cur);
+	group_snap_free(s);
+	return rc;
+}
+
+static bool ix_gmember_eq(const struct group_member *a,
+			  const struct group_member *b)
+{
+	return a->id == b->id && a->pid == b->pid &&
+	       a->pid_start == b->pid_start && a->pidns == b->pidns &&
+	       a->boot == b->boot && a->lease_until == b->lease_until &&
+	       a->heartbeat == b->heartbeat && a->gen == b->gen &&
+	       a->joined == b->joined && a->lease_ms == b->lease_ms;
+}
+
+static bool ix_gpart_eq(const struct group_part *a, const struct group_part *b)
+{
+	return a->committed == b->committed && a->commit_ms == b->commit_ms &&
+	       a->owner == b->owner && a->owner_gen == b->owner_gen;
+}
+
+static const struct group_member *ix_gfind(const struct group_snap *s,
+					   uint64_t id)
+{
+	for (size_t i = 0; i < s->nmembers; i++)
+		if (s->members[i].id == id)
+			return &s->members[i];
+	return NULL;
+}
+
+/* Write what differs between @old and @s. */
+static int ix_group_store(struct index *ix, MDB_txn *txn, const char *group,
+			  uint32_t tid, const struct group_snap *old,
+			  const struct group_snap *s)
+{
+	uint8_t key[IX_GROUP_PREFIX_MAX + 8];
+	uint8_t val[IX_GMEMBER_VAL_SIZE];
+	size_t plen = ix_group_prefix(key, group, tid);
+	MDB_val k, v;
+	int rc;
+
+	if (s->exists && (!old->exists || old->generation != s->generation ||
+			  old->strategy != s->strategy ||
+			  memcmp(old->target, s->target,
+				 s->nparts * sizeof *s->target) != 0)) {
+		size_t n = IX_GSTATE_HDR_SIZE + 8 * (size_t)s->nparts;
+		uint8_t *buf = malloc(n);
+
+		if (!buf)
+			return mq_err(MQLOG_ENOMEM, "group '%s' state", group);
+		mq_st16(buf, IX_VAL_VERSION);
+		mq_st64(buf + 2, s->generation);
+		mq_st32(buf + 10, s->strategy);
+		mq_st32(buf + 14, s->nparts);
+		for (uint32_t i = 0; i < s->nparts; i++)
+			mq_st64(buf + IX_GSTATE_HDR_SIZE + 8 * (size_t)i,
+				s->target[i]);
+		mq_be64(key + plen, 0);
+		k = ix_val(key, plen + 8);
+		v = ix_val(buf, n);
+		rc = mdb_put(txn, ix->dbi[DB_GROUP_MEMBERS], &k, &v, 0);
+		free(buf);
+		if (rc)
+			return ix_fail(ix, rc, "group '%s' state put", group);
+	}
+
+	for (size_t i = 0; i < old->nmembers; i++) {
+		if (ix_gfind(s, old->members[i].id))
+			continue;
+		mq_be64(key + plen, old->members[i].id);
+		k = ix_val(key, plen + 8);
+		rc = mdb_del(txn, ix->dbi[DB_GROUP_MEMBERS], &k, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			return ix_fail(ix, rc, "group '%s' member delete",
+				       group);
+	}
+	for (size_t i = 0; i < s->nmembers; i++) {
+		const struct group_member *m = &s->members[i];
+		const struct group_member *o = ix_gfind(old, m->id);
+
+		if (m->id == 0 || (o && ix_gmember_eq(o, m)))
+			continue;
+		mq_be64(key + plen, m->id);
+		ix_enc_gmember(val, m);
+		k = ix_val(key, plen + 8);
+		v = ix_val(val, IX_GMEMBER_VAL_SIZE);
+		rc = mdb_put(txn, ix->dbi[DB_GROUP_MEMBERS], &k, &v, 0);
+		if (rc)
+			return ix_fail(ix, rc, "group '%s' member put", group);
+	}
+
+	for (uint32_t i = 0; i < s->nparts; i++) {
+		if (ix_gpart_eq(&old->parts[i], &s->parts[i]))
+			continue;
+		mq_be32(key + plen, i);
+		ix_enc_gpart(val, &s->parts[i]);
+		k = ix_val(key, plen + 4);
+		v = ix_val(val, IX_GPART_VAL_SIZE);
+		rc = mdb_put(txn, ix->dbi[DB_GROUP_OFFSETS], &k, &v, 0);
+		if (rc)
+			return ix_fail(ix, rc, "group '%s' partition %u put",
+				       group, i);
+	}
+	return 0;
+}
+
+struct ix_group_args {
+	const char *group; /* group name */
+	uint32_t tid;	   /* topic id */
+	uint32_t nparts;   /* partitions of the topic */
+	group_txn_fn fn;   /* the change */
+	void *arg;	   /* its argument */
+};
+
+static int ix_group_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	struct ix_group_args *a = arg;
+	struct group_snap old, s;
+	int rc;
+
+	rc = ix_group_load(ix, txn, a->group, a->tid, a->nparts, &old);
+	if (rc)
+		return rc;
+	rc = ix_group_copy(&s, &old);
+	if (rc) {
+		group_snap_free(&old);
+		return rc;
+	}
+	rc = a->fn(&s, a->arg);
+	if (rc == 0)
+		rc = ix_group_store(ix, txn, a->group, a->tid, &old, &s);
+	group_snap_free(&old);
+	group_snap_free(&s);
+	return rc;
+}
+
+int index_group_update(struct index *ix, const char *group, uint32_t tid,
+		       uint32_t nparts, bool durable, group_txn_fn fn,
+		       void *arg)
+{
+	struct ix_group_args a = {
+		.group = group,
+		.tid = tid,
+		.nparts = nparts,
+		.fn = fn,
+		.arg = arg,
+	};
+	int rc = ix_group_check(ix, group);
+
+	if (rc)
+		return rc;
+	return ix_update(ix, durable, ix_group_txn, &a);
+}
+
+int index_group_read(struct index *ix, const char *group, uint32_t tid,
+		     uint32_t nparts, struct group_snap *s)
+{
+	MDB_txn *txn;
+	int rc = ix_group_check(ix, group);
+
+	if (rc)
+		return rc;
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	rc = ix_group_load(ix, txn, group, tid, nparts, s);
+	ix_read_end(ix, txn);
+	return rc;
+}
+
+int index_group_peek(struct index *ix, const char *group, uint32_t tid,
+		     uint64_t *generation)
+{
+	uint8_t key[IX_GROUP_PREFIX_MAX + 8];
+	size_t plen;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc = ix_group_check(ix, group);
+
+	if (rc)
+		return rc;
+	plen = ix_group_prefix(key, group, tid);
+	mq_be64(key + plen, 0);
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	k = ix_val(key, plen + 8);
+	rc = mdb_get(txn, ix->dbi[DB_GROUP_MEMBERS], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = mq_err(MQLOG_ENOENT, "group '%s': no state", group);
+	else if (rc)
+		rc = ix_fail(ix, rc, "group '%s' state get", group);
+	else if (!ix_val_ok(&v, IX_GSTATE_HDR_SIZE))
+		rc = ix_corrupt(ix, DB_GROUP_MEMBERS, "bad group state");
+	else
+		*generation = mq_ld64((const uint8_t *)v.mv_data + 2);
+	ix_read_end(ix, txn);
+	return rc;
+}
+
+static int ix_group_ref_cmp(const void *a, const void *b)
+{
+	const struct group_ref *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	if (c)
+		return c;
+	return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+int index_group_list(struct index *ix, struct group_ref **out, size_t *n)
+{
+	static const enum ix_db dbs[] = { DB_GROUP_MEMBERS, DB_GROUP_OFFSETS };
+	struct group_ref *list = NULL, ref;
+	size_t cnt = 0, cap = 0, rest;
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	for (size_t d = 0; d < sizeof dbs / sizeof dbs[0]; d++) {
+		rc = mdb_cursor_open(txn, ix->dbi[dbs[d]], &cur);
+		if (rc) {
+			rc = ix_fail(ix, rc, "%s cursor", ix_db_names[dbs[d]]);
+			goto out;
+		}
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		     rc == MDB_SUCCESS;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			if (!ix_group_split(&k, &ref, &rest))
+				continue; /* not ours: ignored */
+			if (cnt && !ix_group_ref_cmp(&list[cnt - 1], &ref))
+				continue;
+			if (cnt == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				struct group_ref *nl =
+					realloc(list, ncap * sizeof *nl);
+				if (!nl) {
+					rc = mq_err(MQLOG_ENOMEM, "group list");
+					goto out;
+				}
+				list = nl;
+				cap = ncap;
+			}
+			list[cnt++] = ref;
+		}
+		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+			rc = ix_fail(ix, rc, "%s walk", ix_db_names[dbs[d]]);
+			goto out;
+		}
+		mdb_cursor_close(cur);
+		cur = NULL;
+	}
+	rc = 0;
+	if (cnt > 1) {
+		size_t w = 1;
+		qsort(list, cnt, sizeof *list, ix_group_ref_cmp);
+		for (size_t i = 1; i < cnt; i++)
+			if (ix_group_ref_cmp(&list[w - 1], &list[i]))
+				list[w++] = list[i];
+		cnt = w;
+	}
+	*out = list;
+	*n = cnt;
+	list = NULL;
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	ix_read_end(ix, txn);
+	free(list);
+	return rc;
+}
+
+/*
+ * Delete every group record of topic id @tid (topic deletion).  Group keys
+ * start with the group name, so this walks both databases whole; topics
+ * are deleted rarely and groups are few.
+ */
+static int ix_group_drop_topic(struct index *ix, MDB_txn *txn, uint32_t tid)
+{
+	static const enum ix_db dbs[] = { DB_GROUP_MEMBERS, DB_GROUP_OFFSETS };
+	uint8_t at[512];
+	struct group_ref ref;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t rest;
+	int rc;
+
+	for (size_t d = 0; d < sizeof dbs / sizeof dbs[0]; d++) {
+		rc = mdb_cursor_open(txn, ix->dbi[dbs[d]], &cur);
+		if (rc)
+			return ix_fail(ix, rc, "%s cursor",
+				       ix_db_names[dbs[d]]);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		while (rc == MDB_SUCCESS) {
+			if (!ix_group_split(&k, &ref, &rest) ||
+			    ref.tid != tid || k.mv_size > sizeof at) {
+				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+				continue;
+			}
+			memcpy(at, k.mv_data, k.mv_size);
+			rc = mdb_cursor_del(cur, 0);
+			if (rc)
+				break;
+			k = ix_val(at, k.mv_size);
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		}
+		mdb_cursor_close(cur);
+		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+			return ix_fail(ix, rc, "%s delete topic %u",
+				       ix_db_names[dbs[d]], tid);
+	}
+	return 0;
 }

@@ -90,6 +90,70 @@ void io_fault_set(enum io_op op, unsigned long nth, int err, bool sticky);
 void io_fault_clear(void);
 
 /*
+ * io_fault_set_short - as io_fault_set() for IO_OP_WRITE, but the faulted
+ * io_pwrite_all() really writes the first half of its bytes (rounded down)
+ * before it fails with -@err, as a write that ran out of space part way
+ * does.  Other ops ignore the short mode and just fail.
+ */
+void io_fault_set_short(enum io_op op, unsigned long nth, int err,
+			bool sticky);
+
+/* Faults that fired since the last io_fault_set*() or io_fault_clear(). */
+unsigned long io_fault_fired(void);
+
+/*
+ * Recording of file operations, for the power-loss model of the tests.
+ *
+ * While recording is on, every wrapper above that changes a file or a
+ * directory appends what it did to an in-memory log: the test replays that
+ * log on a model file system and builds the states a power cut could leave
+ * (unsynced writes dropped, torn or zero-filled, unsynced directory entries
+ * lost).  Plain read-only opens are logged too, because later fdatasync()
+ * calls name their descriptor, not a path.  Failed calls are logged with
+ * their return code (a short write with the bytes that did reach the file).
+ * Off by default; the cost when off is one load and branch per call.
+ * Thread-safe; not for production use.
+ */
+enum io_rec_op {
+	IO_REC_OPEN,     /* path, fd, flags (O_CREAT / O_TRUNC matter) */
+	IO_REC_CLOSE,    /* fd */
+	IO_REC_WRITE,    /* fd, off, len, data: bytes that reached the file */
+	IO_REC_TRUNCATE, /* fd, len: new size */
+	IO_REC_SYNC,     /* fd: fdatasync */
+	IO_REC_DIRSYNC,  /* path: fsync of a directory */
+	IO_REC_RENAME,   /* path -> path2 */
+	IO_REC_UNLINK,   /* path */
+	IO_REC_MKDIR,    /* path */
+	IO_REC_RMTREE,   /* path: a whole tree removed */
+	IO_REC_NOTE,     /* tag: a marker the test put in (io_record_note) */
+};
+
+struct io_rec {
+	enum io_rec_op op; /* what happened */
+	int rc;            /* its result: 0 (or the fd of an open) / -errno */
+	int fd;            /* descriptor, or -1 */
+	int flags;         /* open flags (IO_REC_OPEN) */
+	uint64_t off;      /* write position */
+	uint64_t len;      /* bytes written / new size */
+	char *path;        /* path as given, or NULL */
+	char *path2;       /* rename target, or NULL */
+	uint8_t *data;     /* written bytes (len of them), or NULL */
+	uint64_t tag;      /* IO_REC_NOTE: the test's tag */
+};
+
+/* Start / stop appending to the log (io_record_start also clears it). */
+void io_record_start(void);
+void io_record_stop(void);
+/* Put a marker in the log, e.g. "append N was acknowledged". */
+void io_record_note(uint64_t tag);
+/* Entries recorded; io_record_get's pointer is valid until the next
+ * io_record_start() or io_record_free(). */
+size_t io_record_count(void);
+const struct io_rec *io_record_get(size_t i);
+/* Free the log (recording stops). */
+void io_record_free(void);
+
+/*
  * Crash points for the kill -9 battery: MQ_CRASH_POINT("name") kills the
  * process with SIGKILL when that point is armed, either by the environment
  * (MQLOG_CRASH_POINT=name or name:N for the N-th hit, read once) or by
@@ -151,6 +215,39 @@ int batch_encoded_size(const mqlog_msg *msgs, size_t count,
  */
 void batch_encode(void *buf, size_t size, const mqlog_msg *msgs, size_t count,
 		  int64_t now_ms);
+
+/*
+ * The one-pass encoder of the append path.  batch_size_bound() gives a
+ * buffer size that any encoding of @msgs fits in (-1 when the lengths
+ * alone exceed BATCH_MAX_LENGTH or the array is unusable: use the exact
+ * batch_encoded_size() path then, which names the problem).
+ * batch_encode_checked() validates, encodes and hashes in one pass, with
+ * the errors of batch_encoded_size(); *size gets the exact size.
+ */
+int batch_size_bound(const mqlog_msg *msgs, size_t count, size_t *bound);
+int batch_encode_checked(void *buf, size_t cap, const mqlog_msg *msgs,
+			 size_t count, uint32_t max_record, int64_t now_ms,
+			 size_t *size);
+
+/*
+ * Record-at-a-time encoding, for producers that build a batch as records
+ * arrive.  record_encoded_size() validates @m as record @index of a batch
+ * whose timestamp delta (timestamp - first_timestamp) is @ts_delta and gives
+ * its exact encoded size, with the errors of batch_encoded_size().
+ * record_encode() writes it at @p (no checks; the caller validated it and
+ * made room for it: at most RECORD_BOUND(key + value + header bytes,
+ * header count) bytes) and returns the byte after it.  batch_finish()
+ * completes a batch of @count such records written after the first
+ * BATCH_HEADER_SIZE bytes of @buf (@size bytes in all): header fields and
+ * body checksum, as batch_encode() leaves them.
+ */
+#define RECORD_BOUND(raw, headers) ((raw) + 36u + 10u * (headers))
+int record_encoded_size(const mqlog_msg *m, uint32_t index, int64_t ts_delta,
+			uint32_t max_record, size_t *size);
+uint8_t *record_encode(uint8_t *p, const mqlog_msg *m, uint32_t index,
+		       int64_t ts_delta);
+void batch_finish(void *buf, size_t size, uint32_t count, int64_t first_ts,
+		  int64_t max_ts);
 
 /* batch_seal - set base_offset and compute the header checksum (cheap). */
 void batch_seal(void *buf, uint64_t base_offset);
@@ -310,6 +407,95 @@ int index_foreach_offset(struct index *ix, uint32_t tid, uint32_t part,
 int index_foreach_time(struct index *ix, uint32_t tid, uint32_t part,
 		       int (*fn)(void *arg, const struct time_entry *e),
 		       void *arg);
+
+/*
+ * Consumer groups (primary): membership, ownership and committed offsets
+ * of one group on one topic, kept in group_members and group_offsets.
+ * The protocol that reads and changes them lives in group.c; this module
+ * only loads a whole group into a struct group_snap inside one LMDB
+ * transaction, lets a callback change it, and stores the difference.
+ */
+#define GROUP_NAME_MAX 249              /* same rule as topic names */
+#define GROUP_NO_OFFSET UINT64_MAX      /* no committed offset */
+
+/* One member of a group (group_members, key: group, topic id, member id). */
+struct group_member {
+	uint64_t id;          /* random, never 0 */
+	int32_t pid;          /* its process */
+	uint64_t pid_start;   /* that process's start time (/proc/PID/stat
+			       * field 22, clock ticks); 0 unknown */
+	uint64_t pidns;       /* inode of its pid namespace; 0 unknown */
+	uint64_t boot;        /* hash of the kernel boot id it ran under */
+	int64_t lease_until;  /* CLOCK_MONOTONIC ms: alive until then */
+	int64_t heartbeat;    /* CLOCK_MONOTONIC ms of its last heartbeat */
+	uint64_t gen;         /* group generation it last synced at */
+	uint64_t joined;      /* group generation its join created */
+	uint32_t lease_ms;    /* its lease length */
+};
+
+/* One partition of a group (group_offsets, key: group, topic id, part). */
+struct group_part {
+	uint64_t committed;   /* next offset to consume, or GROUP_NO_OFFSET */
+	int64_t commit_ms;    /* wall clock ms of that commit; 0 none */
+	uint64_t owner;       /* member that owns the partition; 0 free */
+	uint64_t owner_gen;   /* generation at which it claimed it */
+};
+
+/*
+ * A group as loaded by index_group_read()/index_group_update().  The
+ * arrays are malloc'd by index.c; release with group_snap_free().
+ */
+struct group_snap {
+	uint32_t nparts;      /* partitions of the topic (array lengths) */
+	bool exists;          /* the group's state record exists */
+	uint64_t generation;  /* bumped at every membership change */
+	uint32_t strategy;    /* enum mqlog_assign_strategy of the group */
+	uint64_t *target;     /* [nparts] member the assignment gives each
+			       * partition; 0 none */
+	struct group_part *parts;      /* [nparts] */
+	struct group_member *members;  /* [nmembers], in key order */
+	size_t nmembers;      /* members */
+	size_t cap;           /* room in members: >= nmembers + 1 */
+};
+
+/* A (group, topic id) pair that has a record in either database. */
+struct group_ref {
+	char name[GROUP_NAME_MAX + 1]; /* group name */
+	uint32_t tid;                  /* topic id */
+};
+
+/*
+ * The body of a group transaction: change @s (add at most one member,
+ * which the snapshot has room for), or return an error (nothing is
+ * written).  It may run more than once (the transaction is retried after
+ * a map resize), so it must depend only on @s and its inputs in @arg.
+ */
+typedef int (*group_txn_fn)(struct group_snap *s, void *arg);
+
+/*
+ * index_group_update - load (group, tid) in a write transaction, run @fn,
+ * store what it changed (the state record, members added, changed or
+ * removed, partitions changed) and commit; with @durable, sync the
+ * environment before returning.  Every process and thread is serialised
+ * by LMDB's writer lock, so @fn sees the latest group and no one else
+ * changes it meanwhile.
+ */
+int index_group_update(struct index *ix, const char *group, uint32_t tid,
+		       uint32_t nparts, bool durable, group_txn_fn fn,
+		       void *arg);
+
+/* index_group_read - load (group, tid) in a read transaction into @s. */
+int index_group_read(struct index *ix, const char *group, uint32_t tid,
+		     uint32_t nparts, struct group_snap *s);
+
+/* index_group_peek - the generation alone; MQLOG_ENOENT when no state. */
+int index_group_peek(struct index *ix, const char *group, uint32_t tid,
+		     uint64_t *generation);
+
+/* index_group_list - every (group, tid) with a record, sorted, malloc'd. */
+int index_group_list(struct index *ix, struct group_ref **out, size_t *n);
+
+void group_snap_free(struct group_snap *s);
 
 /* Topic config (de)serialisation, shared by index.c and topic.conf files.
  * The encoding is versioned; decode accepts shorter older versions and

@@ -336,9 +336,45 @@ void mq_db_start_flusher(struct mqlog *db)
 /* Open / close                                                             */
 /* ======================================================================== */
 
+/*
+ * Create directory @path if it is missing, and make its entry durable
+ * either way: a directory whose name never reached the disk takes
+ * everything later written and synced inside it along when the power
+ * goes, and an existing one may be left by an open whose fsync failed.
+ */
+static int make_dir(const char *path)
+{
+	char parent[MQ_PATH_MAX];
+	char *slash;
+	int rc = io_mkdir(path, 0755);
+	bool existed = rc == -EEXIST;
+
+	if (rc && !existed)
+		return mq_err(rc, "%s: create", path);
+	snprintf(parent, sizeof parent, "%s", path);
+	slash = strrchr(parent, '/');
+	while (slash && slash > parent && slash[1] == '\0') {
+		*slash = '\0'; /* "a/b/": the name is "b" */
+		slash = strrchr(parent, '/');
+	}
+	if (!slash)
+		snprintf(parent, sizeof parent, ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	rc = io_fsync_dir(parent);
+	/* A parent we may not open (only the open fails with these) holds
+	 * an entry that was there before us: nothing to make durable. */
+	if (existed && (rc == -EACCES || rc == -EPERM))
+		rc = 0;
+	return rc ? mq_err(rc, "%s: fsync", parent) : 0;
+}
+
 static int ensure_dir(const char *path, bool create)
 {
 	struct stat st;
+	int rc;
 
 	if (stat(path, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
@@ -349,9 +385,8 @@ static int ensure_dir(const char *path, bool create)
 		return mq_err(-errno, "%s", path);
 	if (!create)
 		return mq_err(MQLOG_ENOENT, "%s: no such data directory", path);
-	if (mkdir(path, 0755) != 0 && errno != EEXIST)
-		return mq_err(-errno, "%s: create", path);
-	return 0;
+	rc = io_mkdir(path, 0755);
+	return rc && rc != -EEXIST ? mq_err(rc, "%s: create", path) : 0;
 }
 
 static void stop_flusher(struct mqlog *db)
@@ -436,11 +471,15 @@ int mqlog_open(const char *path, const mqlog_options *opts, mqlog **out)
 		goto fail;
 	}
 	if (!rdonly) {
-		snprintf(sub, sizeof sub, "%s/topics", path);
-		if (mkdir(sub, 0755) != 0 && errno != EEXIST) {
-			rc = mq_err(-errno, "%s: create", sub);
+		/* The directory's entry and its topics/ entry are durable
+		 * before anything is acknowledged inside them. */
+		rc = make_dir(path);
+		if (rc)
 			goto fail;
-		}
+		snprintf(sub, sizeof sub, "%s/topics", path);
+		rc = make_dir(sub);
+		if (rc)
+			goto fail;
 	}
 	rc = epoch_join(db, &first);
 	if (rc)

@@ -230,12 +230,25 @@ int partition_flush_index(struct partition *p)
 		pthread_mutex_unlock(&p->mu);
 		return 0;
 	}
-	ni = p->nibuf;
+	/*
+	 * Only entries of batches that are durable go to the index: LMDB
+	 * syncs its own commits, so an entry written for a batch whose pages
+	 * had not reached the disk could outlive that batch in a power cut,
+	 * and recovery, which starts its scan at the last entry, would then
+	 * never see the hole before it.  The rest wait for the next sync
+	 * (entries are in offset order; summaries are of sealed segments,
+	 * which were synced before they were sealed).
+	 */
+	uint64_t durable = MQ_LOAD(&p->st->durable_offset);
+	for (ni = 0; ni < p->nibuf && p->ibuf[ni].offset < durable; ni++)
+		;
 	ns = p->nsbuf;
 	memcpy(ie, p->ibuf, ni * sizeof ie[0]);
 	memcpy(te, p->tbuf, ni * sizeof te[0]);
 	memcpy(sm, p->sbuf, ns * sizeof sm[0]);
-	p->nibuf = 0;
+	memmove(p->ibuf, p->ibuf + ni, (p->nibuf - ni) * sizeof p->ibuf[0]);
+	memmove(p->tbuf, p->tbuf + ni, (p->nibuf - ni) * sizeof p->tbuf[0]);
+	p->nibuf -= ni;
 	p->nsbuf = 0;
 	pthread_mutex_unlock(&p->mu);
 	if (p->truncate_pending) {
@@ -269,11 +282,15 @@ static bool buffer_entry(struct partition *p, uint64_t offset, uint64_t seg,
 
 	pthread_mutex_lock(&p->mu);
 	if (p->nibuf == PART_IBUF_MAX) {
-		/* Only when flushes keep failing: drop the oldest rather
-		 * than block appends on derived data. */
-		memmove(p->ibuf, p->ibuf + 1, (PART_IBUF_MAX - 1) * sizeof p->ibuf[0]);
-		memmove(p->tbuf, p->tbuf + 1, (PART_IBUF_MAX - 1) * sizeof p->tbuf[0]);
-		p->nibuf--;
+		/* Flushes keep failing, or nothing was synced for a while
+		 * (entries wait for their batch to be durable): keep every
+		 * other entry rather than block appends on derived data, so
+		 * that the index stays sparse but covers the whole range. */
+		for (size_t i = 1; i < PART_IBUF_MAX / 2; i++) {
+			p->ibuf[i] = p->ibuf[2 * i];
+			p->tbuf[i] = p->tbuf[2 * i];
+		}
+		p->nibuf = PART_IBUF_MAX / 2;
 	}
 	p->ibuf[p->nibuf] = (struct index_entry){ offset, seg, pos };
 	p->tbuf[p->nibuf] = (struct time_entry){ ts_before, offset, seg, pos };
@@ -408,6 +425,55 @@ static int index_sealed(struct partition *p, uint64_t base, uint64_t next_base,
 }
 
 /*
+ * Make the directory entries this partition's records depend on durable
+ * before anything is acknowledged in it: its segments' names, the
+ * partition's, the topic's.  Each was fsynced when it was made, but that
+ * fsync may have failed (the call reported it) while the entry stayed, and
+ * a later open that finds the entry cannot tell.  The topic's directories
+ * are synced once per process; a partition's at every recovery.
+ */
+static int sync_dirs(struct partition *p)
+{
+	struct mqlog_topic *t = p->t;
+	char topics[MQ_PATH_MAX];
+	int rc;
+
+	if (!__atomic_load_n(&t->dirs_synced, __ATOMIC_ACQUIRE)) {
+		snprintf(topics, sizeof topics, "%s/topics", t->db->path);
+		rc = io_fsync_dir(topics);
+		if (rc)
+			return mq_err(rc, "%s: fsync", topics);
+		rc = io_fsync_dir(t->dir);
+		if (rc)
+			return mq_err(rc, "%s: fsync", t->dir);
+		__atomic_store_n(&t->dirs_synced, 1, __ATOMIC_RELEASE);
+	}
+	rc = io_fsync_dir(p->dir);
+	return rc ? mq_err(rc, "%s: fsync", p->dir) : 0;
+}
+
+/*
+ * A scan is about to rewrite the derived entries of offsets >= @from:
+ * delete the old ones first.  Time entries are keyed by (timestamp,
+ * offset), and the running maximum a scan computes can differ from the one
+ * the append path used (retention may have deleted the segments that held
+ * the earlier maximum), so a rewrite would otherwise sit beside the entry
+ * it replaces.  When the delete fails (a full disk), the scan writes no
+ * entries and the next index flush deletes them first.
+ */
+static void drop_stale_entries(struct partition *p, struct rebuild_ctx *c,
+			       uint64_t from, uint64_t *stale_from)
+{
+	if (!c->write)
+		return;
+	if (index_truncate(pix(p), ptid(p), p->id, from) != 0) {
+		c->write = false;
+		if (from < *stale_from)
+			*stale_from = from;
+	}
+}
+
+/*
  * Rebuild the partition's view of itself from its segment files: find the
  * active segment, scan its tail from the last trustworthy index entry,
  * truncate an invalid tail (when @modify), catch the index up, and fill the
@@ -427,6 +493,7 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 	struct scan_result res;
 	struct rebuild_ctx *c = NULL;
 	uint64_t start_pos = 0, start_off, last, log_start;
+	uint64_t stale_from = UINT64_MAX; /* entries from here could not go */
 	int64_t running = INT64_MIN;
 	int rc, fd = -1;
 
@@ -441,6 +508,12 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 	pthread_mutex_unlock(&p->mu);
 	if (rc)
 		return rc;
+
+	if (modify) {
+		rc = sync_dirs(p);
+		if (rc)
+			return rc;
+	}
 
 	if (p->nbases == 0) {
 		/* A new partition (or one whose files were all removed):
@@ -460,6 +533,13 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 			pthread_mutex_unlock(&p->mu);
 			if (rc)
 				return rc;
+			/* Entries of files that are gone would point the new
+			 * offsets at nothing.  Derived: when they cannot go
+			 * now, the next flush removes them first. */
+			if (index_clear(pix(p), ptid(p), p->id) != 0) {
+				p->truncate_pending = true;
+				p->truncate_from = 0;
+			}
 		}
 		set_state(st, log_start, 0, log_start, log_start, log_start,
 			  INT64_MIN, INT64_MIN, 0, 0);
@@ -482,16 +562,20 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		if (rc)
 			goto out;
 	}
-	/* Sealed segments whose summary is missing get indexed; with @full
-	 * that is all of them. */
+	/* Sealed segments whose summary is missing get indexed, and every
+	 * segment after the first of them; with @full that is all of them. */
+	bool reindex = full;
 	for (size_t i = 0; i + 1 < p->nbases; i++) {
 		struct seg_meta sm;
 		uint64_t b = p->bases[i];
-		if (!full && index_seg_get(pix(p), ptid(p), p->id, b, &sm) == 0) {
+		if (!reindex && index_seg_get(pix(p), ptid(p), p->id, b, &sm) == 0) {
 			if (sm.max_ts > c->running_max)
 				c->running_max = sm.max_ts;
 			continue;
 		}
+		if (!reindex)
+			drop_stale_entries(p, c, b, &stale_from);
+		reindex = true;
 		rc = index_sealed(p, b, p->bases[i + 1], c);
 		if (rc)
 			goto out;
@@ -502,6 +586,22 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 	rc = segmap_open(&m, path, 0);
 	if (rc)
 		goto out;
+	if (modify) {
+		/* What a dead process left in the page cache becomes durable
+		 * before the scan below indexes it (the index must never lead
+		 * durable data, see partition_flush_index), and durable_offset
+		 * can start at the end. */
+		fd = io_open(path, O_RDWR, 0);
+		if (fd < 0) {
+			rc = mq_err(fd, "%s", path);
+			goto out;
+		}
+		rc = io_fdatasync(fd);
+		if (rc) {
+			rc = mq_err(rc, "%s: fdatasync", path);
+			goto out;
+		}
+	}
 
 	/* Start at the last index entry of the active segment when the log
 	 * confirms it: a batch with that base offset at that position. */
@@ -524,12 +624,16 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		} else if (modify) {
 			/* The index disagrees with the log: it is derived,
 			 * so throw it away and rebuild it whole. */
+			if (fd >= 0)
+				io_close(fd);
 			segmap_close(&m);
 			free(c);
 			return recover_locked(p, modify, true, out);
 		}
 	}
 
+	if (!reindex)
+		drop_stale_entries(p, c, start_off, &stale_from);
 	c->seg = last;
 	c->have_last = false;
 	c->running_max = running;
@@ -542,11 +646,6 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		/* A torn or corrupt tail of the active segment: everything
 		 * from the first invalid batch on was never acknowledged as
 		 * durable (or is damaged), so cut it. */
-		fd = io_open(path, O_RDWR, 0);
-		if (fd < 0) {
-			rc = mq_err(fd, "%s", path);
-			goto out;
-		}
 		rc = io_ftruncate(fd, res.valid_end);
 		if (!rc)
 			rc = io_fdatasync(fd);
@@ -565,20 +664,9 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		if (index_truncate(pix(p), ptid(p), p->id, res.next_offset) != 0)
 			p->truncate_pending = true;
 		p->truncate_from = res.next_offset;
-		if (fd < 0) {
-			fd = io_open(path, O_RDWR, 0);
-			if (fd < 0) {
-				rc = mq_err(fd, "%s", path);
-				goto out;
-			}
-			/* What a dead process left in the page cache becomes
-			 * durable here, so durable_offset can start at the
-			 * end. */
-			rc = io_fdatasync(fd);
-			if (rc) {
-				rc = mq_err(rc, "%s: fdatasync", path);
-				goto out;
-			}
+		if (stale_from < p->truncate_from) {
+			p->truncate_pending = true;
+			p->truncate_from = stale_from;
 		}
 	}
 
@@ -604,6 +692,17 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		rc = retention_delete_below(p, so);
 	else
 		rc = 0;
+	if (modify && rc == 0) {
+		/* Derived entries below the first segment: a deletion that
+		 * died after unlinking files but before trimming the index
+		 * leaves them, and no later deletion finds those files to
+		 * trim for.  Best effort, as all derived writes here; an
+		 * empty range commits nothing. */
+		pthread_mutex_lock(&p->mu);
+		uint64_t first = p->nbases ? p->bases[0] : so;
+		pthread_mutex_unlock(&p->mu);
+		(void)index_trim(pix(p), ptid(p), p->id, first);
+	}
 out:
 	if (fd >= 0)
 		io_close(fd);
@@ -867,9 +966,55 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 		     int sync, uint64_t *base_out)
 {
 	const mqlog_topic_config *cfg = pcfg(p);
-	struct pstate *st = p->st;
 	size_t size;
 	uint8_t *buf;
+	int rc;
+
+	if (p->t->db->rdonly || p->st_private)
+		return mq_err(MQLOG_ERDONLY, "%s: opened read-only", p->dir);
+	if (sync == MQLOG_SYNC_DEFAULT)
+		sync = cfg->sync;
+	if (sync < MQLOG_SYNC_NONE || sync > MQLOG_SYNC_ALWAYS)
+		return mq_err(MQLOG_EINVAL, "append: sync policy %d", sync);
+	int64_t now = mq_now_ms();
+	size_t bound;
+	if (MQ_LIKELY(batch_size_bound(msgs, n, &bound) == 0)) {
+		/* One pass: validate, encode and hash. */
+		buf = encbuf_get(bound);
+		if (!buf)
+			return mq_err(MQLOG_ENOMEM, "%s: batch buffer of %zu "
+						    "bytes",
+				      p->dir, bound);
+		rc = batch_encode_checked(buf, bound, msgs, n,
+					  cfg->max_record_bytes, now, &size);
+		if (rc)
+			return mq_err_wrap(rc, "%s", p->dir);
+	} else {
+		/* Huge or unusual input: the exact size names the problem. */
+		rc = batch_encoded_size(msgs, n, cfg->max_record_bytes, now,
+					&size);
+		if (rc)
+			return mq_err_wrap(rc, "%s", p->dir);
+		buf = encbuf_get(size);
+		if (!buf)
+			return mq_err(MQLOG_ENOMEM, "%s: batch buffer of %zu "
+						    "bytes",
+				      p->dir, size);
+		batch_encode(buf, size, msgs, n, now);
+	}
+	return partition_append_encoded(p, buf, size, n, sync, base_out);
+}
+
+/*
+ * The second half of an append, for a batch already encoded and hashed:
+ * mqlog_append() encodes its records above; a producer builds its batches
+ * record by record (producer.c) and comes here directly.
+ */
+int partition_append_encoded(struct partition *p, uint8_t *buf, size_t size,
+			     size_t n, int sync, uint64_t *base_out)
+{
+	const mqlog_topic_config *cfg = pcfg(p);
+	struct pstate *st = p->st;
 	uint64_t base, pos;
 	bool flush = false;
 	int rc;
@@ -880,15 +1025,6 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 		sync = cfg->sync;
 	if (sync < MQLOG_SYNC_NONE || sync > MQLOG_SYNC_ALWAYS)
 		return mq_err(MQLOG_EINVAL, "append: sync policy %d", sync);
-	int64_t now = mq_now_ms();
-	rc = batch_encoded_size(msgs, n, cfg->max_record_bytes, now, &size);
-	if (rc)
-		return mq_err_wrap(rc, "%s", p->dir);
-	buf = encbuf_get(size);
-	if (!buf)
-		return mq_err(MQLOG_ENOMEM, "%s: batch buffer of %zu bytes",
-			      p->dir, size);
-	batch_encode(buf, size, msgs, n, now);
 
 	bool limited = cfg->max_messages > 0 || cfg->retention_bytes > 0;
 	bool rolled = false;
@@ -975,8 +1111,6 @@ relock:
 	MQ_CRASH_POINT("append.after_publish");
 	unlock_append(p);
 
-	if (flush)
-		(void)partition_flush_index(p);
 	/* A roll is the moment a segment can start to age out: apply age
 	 * retention then, once per segment, without a background thread. */
 	if (rolled && cfg->retention_ms > 0)
@@ -998,6 +1132,9 @@ relock:
 		if (sync == MQLOG_SYNC_INTERVAL || cfg->sync == MQLOG_SYNC_INTERVAL)
 			mq_db_start_flusher(p->t->db);
 	}
+	/* After the sync: what is buffered for this batch can go now. */
+	if (flush)
+		(void)partition_flush_index(p);
 	return 0;
 
 unlock:
@@ -1154,8 +1291,19 @@ void partition_close(struct partition *p)
 {
 	if (!p)
 		return;
-	if (p->st && !p->st_private)
+	if (p->st && !p->st_private && !p->t->db->rdonly) {
+		/* Entries still buffered wait for their batches to become
+		 * durable (partition_flush_index): sync them rather than
+		 * leave the active segment unindexed.  Best effort, as the
+		 * index is derived; a failed sync fail-stops as usual. */
+		pthread_mutex_lock(&p->mu);
+		uint64_t want = p->nibuf ? p->ibuf[p->nibuf - 1].offset + 1 : 0;
+		pthread_mutex_unlock(&p->mu);
+		if (want > MQ_LOAD(&p->st->durable_offset) &&
+		    !MQ_LOAD(&p->st->deleted))
+			(void)sync_to(p, want);
 		(void)partition_flush_index(p);
+	}
 	close_active(p);
 	if (p->st) {
 		if (p->st_private)

@@ -517,42 +517,11 @@ int batch_encoded_size(const mqlog_msg *msgs, size_t count, uint32_t max_record,
 	return 0;
 }
 
-void batch_encode(void *buf, size_t size, const mqlog_msg *msgs, size_t count,
-		  int64_t now_ms)
+/* Fill the fixed header (but base offset and header checksum) and hash the
+ * body: the tail shared by both encoders. */
+static void finish_batch(uint8_t *b, size_t size, size_t count,
+			 int64_t first_ts, int64_t max_ts)
 {
-	uint8_t *b = buf;
-	uint8_t *p = b + BATCH_HEADER_SIZE;
-	int64_t first_ts = ts_resolve(msgs[0].timestamp, now_ms);
-	int64_t max_ts = first_ts;
-	size_t i, h;
-
-	assert(count >= 1 && count <= UINT32_MAX);
-	assert(size >= BATCH_HEADER_SIZE && size <= BATCH_MAX_LENGTH);
-
-	for (i = 0; i < count; i++) {
-		const mqlog_msg *m = &msgs[i];
-		int64_t ts = ts_resolve(m->timestamp, now_ms);
-		uint64_t delta = zz64((uint64_t)ts - (uint64_t)first_ts);
-		uint64_t body;
-
-		body = record_body_size(m, i, varint_size(delta));
-		p = put_varint(p, body << 1);
-		*p++ = 0; /* attributes */
-		p = put_varint(p, delta);
-		p = put_varint(p, (uint64_t)i << 1);
-		p = put_field(p, &m->key);
-		p = put_field(p, &m->value);
-		p = put_varint(p, (uint64_t)m->header_count << 1);
-		for (h = 0; h < m->header_count; h++) {
-			p = put_field(p, &m->headers[h].key);
-			p = put_field(p, &m->headers[h].value);
-		}
-		if (ts > max_ts)
-			max_ts = ts;
-	}
-	/* batch_encoded_size() computed @size with the same functions. */
-	assert(p == b + size);
-
 	mq_st32(b + OFF_MAGIC, BATCH_MAGIC);
 	mq_st32(b + OFF_LENGTH, (uint32_t)size);
 	mq_st64(b + OFF_HEADER_CSUM, 0);
@@ -566,6 +535,192 @@ void batch_encode(void *buf, size_t size, const mqlog_msg *msgs, size_t count,
 	mq_st32(b + OFF_BASE_SEQUENCE, 0);
 	mq_st64(b + OFF_BODY_CSUM,
 		csum(b + BATCH_BODY_CSUM_START, size - BATCH_BODY_CSUM_START));
+}
+
+/* Write one record whose body is @body bytes; returns the next byte. */
+static inline uint8_t *put_record(uint8_t *p, const mqlog_msg *m, size_t i,
+				  uint64_t delta, uint64_t body)
+{
+	p = put_varint(p, body << 1);
+	*p++ = 0; /* attributes */
+	p = put_varint(p, delta);
+	p = put_varint(p, (uint64_t)i << 1);
+	p = put_field(p, &m->key);
+	p = put_field(p, &m->value);
+	p = put_varint(p, (uint64_t)m->header_count << 1);
+	for (size_t h = 0; MQ_UNLIKELY(h < m->header_count); h++) {
+		p = put_field(p, &m->headers[h].key);
+		p = put_field(p, &m->headers[h].value);
+	}
+	return p;
+}
+
+void batch_encode(void *buf, size_t size, const mqlog_msg *msgs, size_t count,
+		  int64_t now_ms)
+{
+	uint8_t *b = buf;
+	uint8_t *p = b + BATCH_HEADER_SIZE;
+	int64_t first_ts = ts_resolve(msgs[0].timestamp, now_ms);
+	int64_t max_ts = first_ts;
+	size_t i;
+
+	assert(count >= 1 && count <= UINT32_MAX);
+	assert(size >= BATCH_HEADER_SIZE && size <= BATCH_MAX_LENGTH);
+
+	for (i = 0; i < count; i++) {
+		const mqlog_msg *m = &msgs[i];
+		int64_t ts = ts_resolve(m->timestamp, now_ms);
+		uint64_t delta = zz64((uint64_t)ts - (uint64_t)first_ts);
+
+		p = put_record(p, m, i, delta,
+			       record_body_size(m, i, varint_size(delta)));
+		if (ts > max_ts)
+			max_ts = ts;
+	}
+	/* batch_encoded_size() computed @size with the same functions. */
+	assert(p == b + size);
+	finish_batch(b, size, count, first_ts, max_ts);
+}
+
+/*
+ * Most bytes a record can take besides its key, value and header bytes:
+ * length (5), attributes (1), timestamp delta (10), offset delta (5), key
+ * and value lengths (5 each), header count (5).
+ */
+#define RECORD_OVERHEAD_MAX 36u
+#define HEADER_OVERHEAD_MAX 10u /* key and value lengths of one header */
+
+int batch_size_bound(const mqlog_msg *msgs, size_t count, size_t *bound)
+{
+	uint64_t total = BATCH_HEADER_SIZE;
+
+	if (!msgs || count == 0 || count > UINT32_MAX)
+		return -1;
+	for (size_t i = 0; i < count; i++) {
+		const mqlog_msg *m = &msgs[i];
+		/* Each length is checked before it is added, so no sum of
+		 * caller-supplied lengths can wrap. */
+		if (m->key.len > BATCH_MAX_LENGTH ||
+		    m->value.len > BATCH_MAX_LENGTH)
+			return -1;
+		total += RECORD_OVERHEAD_MAX + (uint64_t)m->key.len +
+			 (uint64_t)m->value.len;
+		if (MQ_UNLIKELY(m->header_count)) {
+			if (!m->headers || m->header_count > RECORD_MAX_SIZE)
+				return -1;
+			for (size_t h = 0; h < m->header_count; h++) {
+				const mqlog_header *hd = &m->headers[h];
+				if (hd->key.len > BATCH_MAX_LENGTH ||
+				    hd->value.len > BATCH_MAX_LENGTH)
+					return -1;
+				total += HEADER_OVERHEAD_MAX +
+					 (uint64_t)hd->key.len +
+					 (uint64_t)hd->value.len;
+				if (total > BATCH_MAX_LENGTH)
+					return -1;
+			}
+		}
+		/* Lengths come from the caller: stop before any sum wraps. */
+		if (total > BATCH_MAX_LENGTH)
+			return -1;
+	}
+	*bound = (size_t)total;
+	return 0;
+}
+
+int batch_encode_checked(void *buf, size_t cap, const mqlog_msg *msgs,
+			 size_t count, uint32_t max_record, int64_t now_ms,
+			 size_t *size)
+{
+	uint64_t limit = max_record < RECORD_MAX_SIZE ? max_record :
+							RECORD_MAX_SIZE;
+	uint8_t *b = buf;
+	uint8_t *p = b + BATCH_HEADER_SIZE;
+	int64_t first_ts = ts_resolve(msgs[0].timestamp, now_ms);
+	int64_t max_ts = first_ts;
+	int rc;
+
+	for (size_t i = 0; i < count; i++) {
+		const mqlog_msg *m = &msgs[i];
+		int64_t ts = ts_resolve(m->timestamp, now_ms);
+		uint64_t delta = zz64((uint64_t)ts - (uint64_t)first_ts);
+		uint64_t body, rec;
+
+		rc = record_validate(m, i);
+		if (MQ_UNLIKELY(rc))
+			return rc < 0 ? rc
+				      : mq_err(MQLOG_ETOOBIG,
+					       "record %zu encodes to more than "
+					       "%" PRIu64 " bytes",
+					       i, (uint64_t)RECORD_MAX_SIZE);
+		body = record_body_size(m, i, varint_size(delta));
+		rec = varint_size(body << 1) + body;
+		if (MQ_UNLIKELY(rec > limit))
+			return mq_err(MQLOG_ETOOBIG,
+				      "record %zu encodes to %" PRIu64
+				      " bytes, over the limit of %" PRIu64
+				      " bytes",
+				      i, rec, limit);
+		/* The bound makes this impossible; checked, not assumed. */
+		if (MQ_UNLIKELY(rec > (uint64_t)(b + cap - p)))
+			return mq_err(MQLOG_EINVAL, "record %zu: buffer bound",
+				      i);
+		p = put_record(p, m, i, delta, body);
+		if (ts > max_ts)
+			max_ts = ts;
+	}
+	*size = (size_t)(p - b);
+	finish_batch(b, *size, count, first_ts, max_ts);
+	return 0;
+}
+
+/*
+ * The record-at-a-time encoder, for a producer that builds its batch as the
+ * records arrive (producer.c): each record is written once, in place, and
+ * batch_finish() completes the header.  The bytes are exactly those that
+ * batch_encode() writes for the same records and timestamps.
+ */
+int record_encoded_size(const mqlog_msg *m, uint32_t index, int64_t ts_delta,
+			uint32_t max_record, size_t *size)
+{
+	uint64_t limit = max_record < RECORD_MAX_SIZE ? max_record :
+							RECORD_MAX_SIZE;
+	uint64_t body, rec;
+	int rc = record_validate(m, index);
+
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		return mq_err(MQLOG_ETOOBIG,
+			      "record encodes to more than %" PRIu64 " bytes",
+			      (uint64_t)RECORD_MAX_SIZE);
+	body = record_body_size(m, index,
+				varint_size(zz64((uint64_t)ts_delta)));
+	rec = varint_size(body << 1) + body;
+	if (rec > limit)
+		return mq_err(MQLOG_ETOOBIG,
+			      "record encodes to %" PRIu64
+			      " bytes, over the limit of %" PRIu64 " bytes",
+			      rec, limit);
+	*size = (size_t)rec;
+	return 0;
+}
+
+uint8_t *record_encode(uint8_t *p, const mqlog_msg *m, uint32_t index,
+		       int64_t ts_delta)
+{
+	uint64_t delta = zz64((uint64_t)ts_delta);
+
+	return put_record(p, m, index, delta,
+			  record_body_size(m, index, varint_size(delta)));
+}
+
+void batch_finish(void *buf, size_t size, uint32_t count, int64_t first_ts,
+		  int64_t max_ts)
+{
+	assert(count >= 1);
+	assert(size >= BATCH_HEADER_SIZE && size <= BATCH_MAX_LENGTH);
+	finish_batch(buf, size, count, first_ts, max_ts);
 }
 
 /* XXH3-64 of a header with its checksum field taken as zero. */
@@ -798,6 +953,43 @@ int mqlog_record_headers(const mqlog_record *rec, mqlog_header *out, size_t max)
 			      "record at offset %" PRIu64 ": malformed headers",
 			      rec->offset);
 	return rc;
+}
+
+int mqlog_record_header(const mqlog_record *rec, const void *key,
+			size_t key_len, mqlog_bytes *value)
+{
+	const uint8_t *p, *end;
+	mqlog_header h;
+	mqlog_bytes last = { NULL, 0 };
+	bool found = false;
+
+	if (!rec || !value || (!key && key_len))
+		return mq_err(MQLOG_EINVAL, "record header: NULL argument");
+	if (rec->header_count == 0)
+		return 0;
+	p = rec->headers_raw;
+	end = p ? p + rec->headers_raw_len : NULL;
+	if (!p || rec->header_count > rec->headers_raw_len / 2)
+		goto corrupt;
+	/* One header at a time, keeping the last match: no array needed. */
+	for (uint32_t i = 0; i < rec->header_count; i++) {
+		if (headers_walk(&p, end, 1, &h, 1))
+			goto corrupt;
+		if (h.key.len == key_len &&
+		    (key_len == 0 || memcmp(h.key.data, key, key_len) == 0)) {
+			last = h.value;
+			found = true;
+		}
+	}
+	if (p != end)
+		goto corrupt;
+	if (found)
+		*value = last;
+	return found ? 1 : 0;
+corrupt:
+	return mq_err(MQLOG_ECORRUPT,
+		      "record at offset %" PRIu64 ": malformed headers",
+		      rec->offset);
 }
 
 /* ======================================================================== */

@@ -546,7 +546,13 @@ START_TEST(test_strerror_errname)
 		ck_assert_str_eq(mqlog_errname(table[i].code), table[i].name);
 		ck_assert_str_eq(mqlog_strerror(table[i].code), table[i].msg);
 	}
-	ck_assert_uint_eq(sizeof table / sizeof table[0], 15);
+	/* Codes are distinct and in the reserved block, far below errno. */
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+		ck_assert_int_le(table[i].code, -30601);
+		ck_assert_int_gt(table[i].code, -30700);
+		for (size_t j = 0; j < i; j++)
+			ck_assert_int_ne(table[i].code, table[j].code);
+	}
 	ck_assert_int_eq(MQLOG_EINVAL, -30601);
 	ck_assert_int_eq(MQLOG_EDELETED, -30615);
 

@@ -590,8 +590,13 @@ static void waiting_child(int ready_fd, int report_fd)
 	mqlog_topic *t = NULL;
 	mqlog_reader *r = NULL;
 	mqlog_record rec;
-	struct child_report rep = { -1, -1, 0, 0 };
+	struct child_report rep;
 	char c = 'r';
+
+	/* Padding too: the whole struct goes through a pipe. */
+	memset(&rep, 0, sizeof rep);
+	rep.wait_rc = -1;
+	rep.read_rc = -1;
 	if (mqlog_open(dbdir(), NULL, &db) != 0 ||
 	    mqlog_topic_open(db, "t", &t) != 0 ||
 	    mqlog_reader_open(t, 0, &r) != 0 ||

@@ -1106,6 +1106,86 @@ START_TEST(test_partition_distribution)
 }
 END_TEST
 
+START_TEST(test_one_pass_encoder)
+{
+	/* The append path's one-pass encoder writes exactly the bytes of the
+	 * two-pass encoder, within the bound, and refuses what it refuses. */
+	static char data[20000];
+	mqlog_header hs[3];
+	size_t t, size, bound, got;
+
+	memset(data, 'y', sizeof(data));
+	for (t = 0; t < 2000; t++) {
+		mqlog_msg m[3];
+		size_t i;
+		uint8_t *a, *b;
+
+		for (i = 0; i < 3; i++) {
+			size_t lens[] = { 0,   1,    63,   64,	 65,   127,
+					  128, 8191, 8192, 8193, 16384 };
+			memset(&m[i], 0, sizeof(m[i]));
+			if (rng() % 4)
+				m[i].key =
+					(mqlog_bytes){ data, lens[rng() % 11] };
+			if (rng() % 4)
+				m[i].value = (mqlog_bytes){
+					data, lens[rng() % 11] + rng() % 3
+				};
+			m[i].timestamp = rng() % 3 ? MQLOG_TIMESTAMP_NOW
+						   : (int64_t)(rng() % 99999);
+		}
+		hs[0] = (mqlog_header){ { data, rng() % 130 }, { NULL, 0 } };
+		hs[1] = (mqlog_header){ { "", 0 }, { data, rng() % 70 } };
+		hs[2] = (mqlog_header){ { data, 64 }, { data, 63 } };
+		m[2].headers = hs;
+		m[2].header_count = rng() % 4;
+		ck_assert_int_eq(batch_encoded_size(m, 3, UINT32_MAX, NOW_MS,
+						    &size),
+				 0);
+		ck_assert_int_eq(batch_size_bound(m, 3, &bound), 0);
+		ck_assert_uint_ge(bound, size);
+		a = xmalloc(size);
+		b = xmalloc(bound);
+		batch_encode(a, size, m, 3, NOW_MS);
+		ck_assert_int_eq(batch_encode_checked(b, bound, m, 3,
+						      UINT32_MAX, NOW_MS,
+						      &got),
+				 0);
+		ck_assert_uint_eq(got, size);
+		ck_assert(memcmp(a, b, size) == 0);
+		free(a);
+		free(b);
+	}
+
+	/* Same limits as the exact path: a record at the limit passes, one
+	 * byte over is MQLOG_ETOOBIG; bad descriptions are MQLOG_EINVAL. */
+	mqlog_msg one = msg_kv("k", NULL, 5);
+	one.value = (mqlog_bytes){ data, 100 };
+	ck_assert_int_eq(batch_encoded_size(&one, 1, UINT32_MAX, NOW_MS, &size),
+			 0);
+	size -= BATCH_HEADER_SIZE; /* the record's own size */
+	ck_assert_int_eq(batch_size_bound(&one, 1, &bound), 0);
+	uint8_t *buf = xmalloc(bound);
+	ck_assert_int_eq(batch_encode_checked(buf, bound, &one, 1,
+					      (uint32_t)size, NOW_MS, &got),
+			 0);
+	ck_assert_int_eq(batch_encode_checked(buf, bound, &one, 1,
+					      (uint32_t)size - 1, NOW_MS, &got),
+			 MQLOG_ETOOBIG);
+	one.key = (mqlog_bytes){ NULL, 3 };
+	ck_assert_int_eq(batch_encode_checked(buf, bound, &one, 1, UINT32_MAX,
+					      NOW_MS, &got),
+			 MQLOG_EINVAL);
+	free(buf);
+	/* Lengths whose sum could wrap make the bound refuse. */
+	one.key = (mqlog_bytes){ data, SIZE_MAX / 2 };
+	one.value = (mqlog_bytes){ data, SIZE_MAX / 2 };
+	ck_assert_int_eq(batch_size_bound(&one, 1, &bound), -1);
+	ck_assert_int_eq(batch_size_bound(NULL, 1, &bound), -1);
+	ck_assert_int_eq(batch_size_bound(&one, 0, &bound), -1);
+}
+END_TEST
+
 static Suite *record_suite(void)
 {
 	Suite *s = suite_create("record");
@@ -1119,6 +1199,7 @@ static Suite *record_suite(void)
 	tcase_add_test(tc, test_stream_of_batches);
 	tcase_add_test(tc, test_golden_bytes);
 	tcase_add_test(tc, test_exact_size);
+	tcase_add_test(tc, test_one_pass_encoder);
 	tcase_add_test(tc, test_toobig_boundary);
 	tcase_add_test(tc, test_toobig_absurd);
 	tcase_add_test(tc, test_einval);

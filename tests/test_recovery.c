@@ -7,7 +7,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "helpers.h"
+#include "battery.h"
+#include "internal.h"
 
 #define NB 7 /* batches in the torn-tail battery */
 
@@ -83,7 +84,17 @@ static void expect_log(mqlog_topic *t, uint64_t n)
 
 /* Open @dir, check the log is [0, n), the segment was cut back to @size
  * bytes, appending continues at n, and verify is clean; close. */
+static void check_recovered_at(const char *dir_arg, uint64_t n, uint64_t seg,
+			       uint64_t size);
+
 static void check_recovered(const char *dir_arg, uint64_t n, uint64_t size)
+{
+	check_recovered_at(dir_arg, n, 0, size);
+}
+
+/* The same, for a log whose last segment has base @seg. */
+static void check_recovered_at(const char *dir_arg, uint64_t n, uint64_t seg,
+			       uint64_t size)
 {
 	char dir[4096];
 	mqlog *db;
@@ -99,7 +110,7 @@ static void check_recovered(const char *dir_arg, uint64_t n, uint64_t size)
 	t = h_topic(db, "t");
 
 	expect_log(t, n);
-	ck_assert_uint_eq(h_size(h_seg_path(dir, "t", 0, 0)), size);
+	ck_assert_uint_eq(h_size(h_seg_path(dir, "t", 0, seg)), size);
 	value_for(n, v, sizeof v);
 	m = h_msg(v, 1000 + (int64_t)n);
 	ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, &base), 0);
@@ -660,6 +671,199 @@ START_TEST(test_recovery_idempotent)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* The last two batches across a roll, with a dense index                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Build a log whose last batch is alone in a new segment and whose
+ * second-to-last batch ends the sealed one, with an index entry for every
+ * batch (so that after a cut the index leads the log).  Returns the sealed
+ * segment's base; fills the layout of both files.
+ */
+static uint64_t build_rolled(struct h_batch *sb, size_t *nsb, uint64_t *ssize,
+			     uint64_t *abase, uint64_t *asize, uint64_t *n)
+{
+	mqlog_topic_config c = h_cfg(1, 4096, MQLOG_SYNC_NONE);
+	uint64_t bases[64], off = 0, end;
+	size_t nseg;
+	mqlog *db = h_open(pristine());
+	mqlog_topic *t;
+
+	c.index_interval_bytes = 1;
+	h_create(db, "t", &c);
+	t = h_topic(db, "t");
+	/* Fill until the first roll has happened, then stop: the active
+	 * segment holds exactly one batch. */
+	for (;;) {
+		off = write_batches(t, 1, off);
+		if (h_info(t, 0).segments == 2)
+			break;
+	}
+	mqlog_topic_close(t);
+	mqlog_close(db);
+	nseg = h_seg_list(pristine(), "t", 0, bases, 64);
+	ck_assert_uint_eq(nseg, 2);
+	*nsb = h_walk(h_seg_path(pristine(), "t", 0, bases[0]), sb, 64, &end);
+	*ssize = h_size(h_seg_path(pristine(), "t", 0, bases[0]));
+	ck_assert_uint_eq(end, *ssize);
+	*abase = bases[1];
+	*asize = h_size(h_seg_path(pristine(), "t", 0, bases[1]));
+	*n = off;
+	return bases[0];
+}
+
+/* The active segment cut at every byte of its one batch: the log ends at
+ * the sealed segment's end, and the index entries that led the log are
+ * gone (verify is clean). */
+START_TEST(test_torn_tail_across_roll)
+{
+	struct h_batch sb[64];
+	size_t nsb;
+	uint64_t ssize, abase, asize, n;
+	build_rolled(sb, &nsb, &ssize, &abase, &asize, &n);
+	for (uint64_t L = 0; L <= asize; L++) {
+		restore();
+		ck_assert_int_eq(
+			fx_truncate(h_seg_path(work(), "t", 0, abase), L), 0);
+		if (L == asize)
+			check_recovered_at(work(), n, abase, asize);
+		else
+			check_recovered_at(work(), abase, abase, 0);
+	}
+}
+END_TEST
+
+/* The sealed segment's last batch cut at every byte is damage to sealed
+ * data: recovery neither truncates it further nor drops the newer
+ * segment; readers get every record before the damage, then
+ * MQLOG_ECORRUPT; a seek past it reads on; verify reports it. */
+START_TEST(test_truncated_sealed_batch)
+{
+	struct h_batch sb[64];
+	size_t nsb;
+	uint64_t ssize, abase, asize, n, sbase;
+	sbase = build_rolled(sb, &nsb, &ssize, &abase, &asize, &n);
+	const struct h_batch *last = &sb[nsb - 1];
+	for (uint64_t L = last->pos; L < ssize; L++) {
+		struct h_recs rs = { 0 };
+		mqlog *db;
+		mqlog_topic *t;
+		int rc;
+		restore();
+		ck_assert_int_eq(
+			fx_truncate(h_seg_path(work(), "t", 0, sbase), L), 0);
+		db = h_open(work());
+		t = h_topic(db, "t");
+		ck_assert_uint_eq(h_info(t, 0).end_offset, n);
+		rc = h_read_from(t, 0, MQLOG_OFFSET_EARLIEST, &rs);
+		ck_assert_int_eq(rc, MQLOG_ECORRUPT);
+		ck_assert_uint_eq(rs.n, last->base);
+		h_recs_free(&rs);
+		rc = h_read_from(t, 0, abase, &rs);
+		ck_assert_int_eq(rc, 0);
+		ck_assert_uint_eq(rs.n, n - abase);
+		h_recs_free(&rs);
+		ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL),
+				 MQLOG_ECORRUPT);
+		mqlog_topic_close(t);
+		mqlog_close(db);
+		ck_assert_uint_eq(h_size(h_seg_path(work(), "t", 0, sbase)), L);
+		ck_assert_uint_eq(h_size(h_seg_path(work(), "t", 0, abase)),
+				  asize);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Regressions found by the reliability battery                             */
+/* ------------------------------------------------------------------------ */
+
+/* Append @appends generated batches to partition 0 of "t" (a topic with
+ * max_messages 12 and 4 KiB segments, so retention deletes segments). */
+static uint64_t fill_retained(const char *dir, int appends)
+{
+	mqlog_topic_config c = h_cfg(1, 4096, MQLOG_SYNC_NONE);
+	mqlog *db = h_open(dir);
+	mqlog_topic *t;
+	uint64_t end = 0, base;
+	c.max_messages = 12;
+	c.index_interval_bytes = 500;
+	h_create(db, "t", &c);
+	t = h_topic(db, "t");
+	for (int i = 0; i < appends; i++) {
+		size_t k = 1 + (size_t)(i % 3);
+		ck_assert_int_eq(bt_append(t, 5, 0, end, k, 400,
+					   MQLOG_SYNC_DEFAULT, &base),
+				 0);
+		end += k;
+	}
+	mqlog_topic_close(t);
+	mqlog_close(db);
+	return end;
+}
+
+/* When the newest segment is lost (its creation never reached the disk)
+ * while the index kept its entries, recovery re-scans a segment whose
+ * predecessors retention deleted.  Its running maximum timestamp then
+ * differs from the one the appends used, and the rewritten time entries
+ * used to sit beside the old ones (two entries for one batch): verify
+ * reported them.  Found by test_powerloss. */
+START_TEST(test_rescan_after_retention_rewrites_time_entries)
+{
+	uint64_t bases[64];
+	size_t nseg;
+	fill_retained(work(), 40);
+	nseg = h_seg_list(work(), "t", 0, bases, 64);
+	ck_assert_uint_ge(nseg, 2);
+	ck_assert_uint_gt(bases[0], 0); /* retention deleted the first ones */
+	ck_assert_int_eq(unlink(h_seg_path(work(), "t", 0, bases[nseg - 1])), 0);
+
+	mqlog *db = h_open(work());
+	mqlog_topic *t = h_topic(db, "t");
+	mqlog_reader *r;
+	struct bt_problems p = { 0, "" };
+	int rc = mqlog_verify(db, NULL, bt_on_problem, &p, NULL);
+	ck_assert_msg(rc == 0, "verify: %s", p.first);
+	ck_assert_int_eq(mqlog_reader_open(t, 0, &r), 0);
+	for (uint64_t o = h_info(t, 0).start_offset; o < bases[nseg - 1]; o++) {
+		ck_assert_int_eq(mqlog_reader_seek_time(r, 1000000 + (int64_t)o),
+				 0);
+		ck_assert_uint_eq(mqlog_reader_position(r), o);
+	}
+	mqlog_reader_close(r);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
+/* A process killed after retention unlinked a segment but before it
+ * trimmed that segment's index entries used to leave them for good: the
+ * next recovery found no file left to delete, so it never trimmed, and
+ * verify reported entries pointing at no batch.  Found by test_crash. */
+START_TEST(test_crash_after_retention_unlink)
+{
+	pid_t pid;
+	int status = 0;
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		io_crash_arm("retention.after_unlink", 1);
+		fill_retained(work(), 1000);
+		_exit(3); /* the crash point never fired */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+	mqlog *db = h_open(work());
+	struct bt_problems p = { 0, "" };
+	int rc = mqlog_verify(db, NULL, bt_on_problem, &p, NULL);
+	ck_assert_msg(rc == 0, "verify: %s", p.first);
+	mqlog_close(db);
+}
+END_TEST
+
 static Suite *recovery_suite(void)
 {
 	Suite *s = suite_create("recovery");
@@ -674,6 +878,10 @@ static Suite *recovery_suite(void)
 	tcase_add_test(tc, test_sealed_corruption);
 	tcase_add_test(tc, test_recover_rebuilds_index);
 	tcase_add_test(tc, test_recovery_idempotent);
+	tcase_add_test(tc, test_torn_tail_across_roll);
+	tcase_add_test(tc, test_truncated_sealed_batch);
+	tcase_add_test(tc, test_rescan_after_retention_rewrites_time_entries);
+	tcase_add_test(tc, test_crash_after_retention_unlink);
 	suite_add_tcase(s, tc);
 	return s;
 }

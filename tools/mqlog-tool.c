@@ -228,6 +228,8 @@ enum {
 	O_IDLE_EXIT,
 	O_FORMAT,
 	O_TO,
+	O_HEARTBEAT_MS,
+	O_FORCE,
 };
 
 static void print_help(const struct command *cmd, FILE *f)
@@ -1200,81 +1202,26 @@ static int lr_ready(struct line_reader *lr)
 }
 
 /*
- * Batching.  Records are gathered per partition and appended as one batch
- * (one mqlog_append, so one write and, under sync always, one fdatasync per
- * batch).  Because mqlog_append takes the whole batch at once, the bytes of
- * every pending record are copied into the batch's arena; records refer to
- * them by offset because the arena moves when it grows.
+ * Producing goes through the library's producer (mqlog_produce_async()),
+ * which batches per partition, puts a keyed line on the partition of its
+ * key and null-key lines on the sticky partition (one partition per batch,
+ * moving between batches), and reports each line's outcome to a delivery
+ * callback.  The tool keeps one outcome slot per pending line, in input
+ * order.  At each checkpoint (when stdin has no complete line ready, so
+ * that an interactive producer or a slow pipe sees its records written and
+ * its offsets printed at once; every PENDING_MAX lines; at the end) it
+ * flushes the producer, which returns once every pending line has its
+ * outcome and is durable under the sync policy in force, then prints the
+ * offsets of the lines in input order up to the first one that failed.
  *
- * A flush round appends every pending batch.  It also happens whenever
- * stdin has no complete line ready, so that an interactive producer (or a
- * slow pipe) sees its records written, and its offsets printed, at once.
+ * The contract (INTERFACES.md) is that produce stops at the first record
+ * that cannot be written and that every record before it is written and
+ * acknowledged.  A line after the failed one may have been written by a
+ * batch of another partition appended before the failure was known, but
+ * it is not acknowledged: only lines before the failed one are printed.
  */
-#define BATCH_MAX_RECORDS 1000        /* records in one batch */
-#define BATCH_MAX_BYTES (1u << 20)    /* key + value bytes in one batch */
-#define PENDING_MAX_RECORDS 100000    /* over all partitions */
-#define PENDING_MAX_BYTES (64u << 20) /* over all partitions */
-/*
- * An upper bound on what the record encoding adds to key and value
- * (length, attributes, timestamp and offset deltas, key and value lengths,
- * header count: varints of at most 10 bytes each).  A record this close to
- * max_record_bytes is appended alone, after everything before it, so that
- * if it is refused no later record has been written.
- */
-#define RECORD_OVERHEAD_MAX 64
-
-/* One pending record; its bytes are in the batch arena. */
-struct prec {
-	size_t key_off;  /* key bytes at arena + key_off */
-	size_t key_len;  /* key length (0 for a null key) */
-	size_t val_off;  /* value bytes at arena + val_off */
-	size_t val_len;  /* value length */
-	uint64_t line;   /* input line number, from 1 */
-	uint64_t offset; /* offset assigned by the append */
-	int has_key;     /* 0: null key */
-};
-
-/* The pending batch of one partition. */
-struct pbatch {
-	char *arena;       /* the bytes of the pending records */
-	size_t used;       /* bytes used at arena */
-	size_t arena_cap;  /* bytes allocated at arena */
-	struct prec *recs; /* pending records, in input order */
-	size_t count;      /* records at recs */
-	size_t recs_cap;   /* records allocated at recs */
-	size_t acked;      /* records [0, acked) appended this round */
-};
-
-/* One line of --print-offsets output, kept in input order. */
-struct pending_out {
-	uint32_t partition; /* partition of the record */
-	uint32_t index;     /* index of the record in its batch */
-};
-
-struct producer {
-	mqlog_topic *t;           /* topic appended to */
-	const mqlog *db;          /* for messages */
-	uint32_t partitions;      /* partitions of the topic */
-	int sync;                 /* sync argument of mqlog_append */
-	int print_offsets;        /* --print-offsets */
-	uint64_t max_record_bytes; /* the topic's max_record_bytes */
-	size_t batch_max_bytes;   /* flush a batch at this many bytes */
-	struct pbatch *batches;   /* one per partition */
-	uint32_t *active;         /* partitions with pending records, in
-				     order of their first pending record */
-	uint32_t nactive;         /* entries at active */
-	struct pending_out *out;  /* --print-offsets lines, input order */
-	size_t nout, out_cap;     /* entries at / allocated at out */
-	mqlog_msg *msgs;          /* scratch array for mqlog_append */
-	size_t pending_records;   /* records in all batches */
-	size_t pending_bytes;     /* key + value bytes in all batches */
-	uint32_t rr;              /* round-robin cursor for null keys */
-	/* The first failure of a flush round. */
-	int fail_rc;              /* its code, 0 when none */
-	uint64_t fail_line;       /* the input line of the failed record */
-	char fail_msg[1024];      /* mqlog_errmsg() when it failed */
-	int out_errno;            /* errno of a failed write of offsets */
-};
+#define PENDING_MAX (64u << 10)       /* lines between checkpoints */
+#define PENDING_MAX_BYTES (64u << 20) /* key + value bytes between them */
 
 /*
  * grow - make room for @need elements of @elem bytes at @p (capacity *cap,
@@ -1301,203 +1248,84 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 	return np;
 }
 
-/* producer_add - queue one record for partition @p.  0 or -ENOMEM. */
-static int producer_add(struct producer *pr, uint32_t p, const char *key,
-			size_t klen, int has_key, const char *val, size_t vlen,
-			uint64_t line)
-{
-	struct pbatch *b = &pr->batches[p];
-	struct prec *r;
-	char *arena;
-	struct prec *recs;
-	struct pending_out *out;
+/* The outcome of one pending line, filled by the delivery callback. */
+struct line_outcome {
+	uint64_t offset;    /* its offset, when rc == 0 */
+	uint32_t partition; /* its partition */
+	int rc;             /* 0 or why it is not in the log */
+	int done;           /* the callback came */
+};
 
-	arena = grow(b->arena, &b->arena_cap, b->used + klen + vlen, 1);
-	if (arena == NULL)
-		return -ENOMEM;
-	b->arena = arena;
-	recs = grow(b->recs, &b->recs_cap, b->count + 1, sizeof(*recs));
-	if (recs == NULL)
-		return -ENOMEM;
-	b->recs = recs;
-	if (pr->print_offsets) {
-		out = grow(pr->out, &pr->out_cap, pr->nout + 1, sizeof(*out));
-		if (out == NULL)
-			return -ENOMEM;
-		pr->out = out;
+struct produce_state {
+	struct line_outcome *out; /* PENDING_MAX slots: line first_line + i */
+	size_t n;                 /* lines pending in this round */
+	size_t bytes;             /* their key and value bytes */
+	uint64_t first_line;      /* input line number of slot 0 */
+	int print_offsets;        /* --print-offsets */
+	/* The first failed line of the round (lowest slot), from callbacks. */
+	size_t fail_slot;         /* its slot, SIZE_MAX when none */
+	char fail_msg[1024];      /* its message */
+	int out_errno;            /* errno of a failed write of offsets */
+};
+
+/*
+ * on_line_delivered - the delivery callback, in the producer's thread.  It
+ * touches only the slot of its line and the failure fields; the main thread
+ * reads them after mqlog_producer_flush(), which returns only once every
+ * callback of the lines before it has returned.
+ */
+static void on_line_delivered(void *arg, const mqlog_delivery *d)
+{
+	struct produce_state *ps = arg;
+	size_t i = (size_t)(uintptr_t)d->opaque;
+	struct line_outcome *o = &ps->out[i];
+
+	o->partition = d->partition;
+	o->offset = d->offset;
+	o->rc = d->rc;
+	o->done = 1;
+	if (d->rc != 0 && i < ps->fail_slot) {
+		ps->fail_slot = i;
+		snprintf(ps->fail_msg, sizeof(ps->fail_msg), "%s",
+			 d->errmsg ? d->errmsg : mqlog_strerror(d->rc));
 	}
-	if (b->count == 0)
-		pr->active[pr->nactive++] = p;
-	r = &b->recs[b->count];
-	r->has_key = has_key;
-	r->key_off = b->used;
-	r->key_len = klen;
-	if (klen > 0)
-		memcpy(b->arena + b->used, key, klen);
-	b->used += klen;
-	r->val_off = b->used;
-	r->val_len = vlen;
-	if (vlen > 0)
-		memcpy(b->arena + b->used, val, vlen);
-	b->used += vlen;
-	r->line = line;
-	r->offset = 0;
-	if (pr->print_offsets) {
-		pr->out[pr->nout].partition = p;
-		pr->out[pr->nout].index = (uint32_t)b->count;
-		pr->nout++;
+}
+
+/*
+ * checkpoint - flush the producer, print the offsets of the round's lines
+ * in input order, and start a new round.  Returns 0, or -1 when a line
+ * failed: *fail_line gets its input line number and ps->fail_msg says why.
+ */
+static int checkpoint(struct produce_state *ps, mqlog_producer *p,
+		      uint64_t *fail_line)
+{
+	int rc = mqlog_producer_flush(p);
+
+	if (rc != 0 && ps->fail_slot == SIZE_MAX) {
+		/* Every failure of a line comes with its callback first. */
+		ps->fail_slot = ps->n > 0 ? ps->n - 1 : 0;
+		snprintf(ps->fail_msg, sizeof(ps->fail_msg), "%s",
+			 lib_detail(NULL, rc));
 	}
-	b->count++;
-	pr->pending_records++;
-	pr->pending_bytes += klen + vlen;
+	for (size_t i = 0; i < ps->n && i < ps->fail_slot; i++) {
+		const struct line_outcome *o = &ps->out[i];
+
+		/* flush returned: every line before the failure is in. */
+		assert(o->done && o->rc == 0);
+		if (ps->print_offsets)
+			printf("%" PRIu32 " %" PRIu64 "\n", o->partition,
+			       o->offset);
+	}
+	if ((fflush(stdout) != 0 || ferror(stdout)) && ps->out_errno == 0)
+		ps->out_errno = errno ? errno : EIO;
+	if (ps->fail_slot != SIZE_MAX) {
+		*fail_line = ps->first_line + ps->fail_slot;
+		return -1;
+	}
+	ps->first_line += ps->n;
+	ps->n = 0;
+	ps->bytes = 0;
 	return 0;
-}
-
-/* A byte run of the arena; never NULL, since NULL would mean "null". */
-static mqlog_bytes arena_bytes(const struct pbatch *b, size_t off, size_t len)
-{
-	mqlog_bytes v = {"", 0};
-
-	if (len > 0) {
-		v.data = b->arena + off;
-		v.len = len;
-	}
-	return v;
-}
-
-/*
- * append_range - append records [lo, hi) of partition @p's batch.  When the
- * library refuses the batch for a reason that may belong to one record (a
- * record too big, the topic full), the range is split in halves and each
- * half retried, which finds the first refused record in O(log n) appends
- * and writes every record before it.  Returns 0, or the error with
- * *failed set to the index of the first record not written.
- */
-static int append_range(struct producer *pr, uint32_t p, size_t lo, size_t hi,
-			size_t *failed)
-{
-	struct pbatch *b = &pr->batches[p];
-	uint64_t base = 0;
-	size_t mid;
-	int rc;
-
-	for (size_t i = lo; i < hi; i++) {
-		const struct prec *r = &b->recs[i];
-		mqlog_msg *m = &pr->msgs[i - lo];
-
-		memset(m, 0, sizeof(*m));
-		if (r->has_key)
-			m->key = arena_bytes(b, r->key_off, r->key_len);
-		m->value = arena_bytes(b, r->val_off, r->val_len);
-		m->timestamp = MQLOG_TIMESTAMP_NOW;
-	}
-	rc = mqlog_append(pr->t, p, pr->msgs, hi - lo, pr->sync, &base);
-	if (rc == 0) {
-		/*
-		 * Offsets are base + i only within one append: other
-		 * producers may append between the halves of a split.
-		 */
-		for (size_t i = lo; i < hi; i++)
-			b->recs[i].offset = base + (i - lo);
-		b->acked = hi;
-		return 0;
-	}
-	if (hi - lo > 1 && (rc == MQLOG_ETOOBIG || rc == MQLOG_EFULL)) {
-		mid = lo + (hi - lo) / 2;
-		rc = append_range(pr, p, lo, mid, failed);
-		if (rc != 0)
-			return rc;
-		return append_range(pr, p, mid, hi, failed);
-	}
-	*failed = lo;
-	return rc;
-}
-
-/*
- * producer_flush - append every pending batch, print the offsets of what
- * was written, in input order, and empty the batches.
- *
- * The contract (INTERFACES.md) is that produce stops at the first record
- * that cannot be written and that every record before it is written and
- * acknowledged.  Batches are appended in the order of their first record;
- * once a record at line L has failed, later batches append only their
- * records before line L.  A record after L may have been written by a batch
- * appended before the failure was known, but it is not acknowledged: only
- * lines before the failed one are printed.
- *
- * Returns 0, or the first failure's code (details in pr->fail_*).
- */
-static int producer_flush(struct producer *pr)
-{
-	uint64_t fail_line = UINT64_MAX;
-	size_t failed = 0;
-	int rc;
-
-	for (uint32_t i = 0; i < pr->nactive; i++) {
-		uint32_t p = pr->active[i];
-		struct pbatch *b = &pr->batches[p];
-		size_t n = 0;
-
-		b->acked = 0;
-		while (n < b->count && b->recs[n].line < fail_line)
-			n++;
-		if (n == 0)
-			continue;
-		rc = append_range(pr, p, 0, n, &failed);
-		if (rc != 0 && b->recs[failed].line < fail_line) {
-			fail_line = b->recs[failed].line;
-			pr->fail_rc = rc;
-			pr->fail_line = fail_line;
-			snprintf(pr->fail_msg, sizeof(pr->fail_msg), "%s",
-				 lib_detail(pr->db, rc));
-		}
-	}
-
-	for (size_t i = 0; i < pr->nout; i++) {
-		const struct pending_out *o = &pr->out[i];
-		const struct prec *r = &pr->batches[o->partition].recs[o->index];
-
-		if (r->line >= fail_line)
-			break;
-		/* Every line before the failure was appended (see above). */
-		assert(o->index < pr->batches[o->partition].acked);
-		printf("%" PRIu32 " %" PRIu64 "\n", o->partition, r->offset);
-	}
-	if ((fflush(stdout) != 0 || ferror(stdout)) && pr->out_errno == 0)
-		pr->out_errno = errno ? errno : EIO;
-
-	for (uint32_t i = 0; i < pr->nactive; i++) {
-		struct pbatch *b = &pr->batches[pr->active[i]];
-
-		b->count = 0;
-		b->used = 0;
-		b->acked = 0;
-		/* A huge line should not pin its memory for the whole run. */
-		if (b->arena_cap > 2 * (size_t)BATCH_MAX_BYTES) {
-			free(b->arena);
-			b->arena = NULL;
-			b->arena_cap = 0;
-		}
-	}
-	pr->nactive = 0;
-	pr->nout = 0;
-	pr->pending_records = 0;
-	pr->pending_bytes = 0;
-	return fail_line == UINT64_MAX ? 0 : pr->fail_rc;
-}
-
-static void producer_free(struct producer *pr)
-{
-	if (pr->batches != NULL) {
-		for (uint32_t p = 0; p < pr->partitions; p++) {
-			free(pr->batches[p].arena);
-			free(pr->batches[p].recs);
-		}
-	}
-	free(pr->batches);
-	free(pr->active);
-	free(pr->out);
-	free(pr->msgs);
 }
 
 /* parse_key_sep - one byte, or one of the escapes \t \n \\ \0-free. */
@@ -1529,17 +1357,21 @@ static int cmd_produce(const struct command *cmd, int argc, char **argv)
 	};
 	struct args a = {0};
 	struct line_reader lr = {.fd = STDIN_FILENO};
-	struct producer pr;
-	mqlog_topic_config cfg;
+	struct produce_state ps;
+	mqlog_producer_options po;
+	mqlog_producer *prod = NULL;
 	mqlog_topic *t = NULL;
 	mqlog *db = NULL;
 	int has_sep = 0, has_partition = 0;
 	uint32_t partition = 0;
+	uint64_t fail_line = 0;
 	char sep = 0;
 	int sync = MQLOG_SYNC_DEFAULT;
 	int c, rc, ret = EXIT_RUNTIME;
 
-	memset(&pr, 0, sizeof(pr));
+	memset(&ps, 0, sizeof(ps));
+	ps.fail_slot = SIZE_MAX;
+	ps.first_line = 1;
 	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
 		rc = 0;
 		switch (c) {
@@ -1564,7 +1396,7 @@ static int cmd_produce(const struct command *cmd, int argc, char **argv)
 			rc = opt_sync(cmd, optarg, &sync);
 			break;
 		case O_PRINT_OFFSETS:
-			pr.print_offsets = 1;
+			ps.print_offsets = 1;
 			break;
 		default:
 			return usage_error(cmd, "unexpected option");
@@ -1583,37 +1415,30 @@ static int cmd_produce(const struct command *cmd, int argc, char **argv)
 		return EXIT_RUNTIME;
 	if (open_topic(db, a.pos[1], &t) != 0)
 		goto out;
-	pr.t = t;
-	pr.db = db;
-	pr.sync = sync;
-	pr.partitions = mqlog_topic_partitions(t);
 	if (has_partition && check_partition(t, partition) != 0)
 		goto out;
-	mqlog_topic_config_get(t, &cfg);
-	pr.max_record_bytes = cfg.max_record_bytes;
-	/*
-	 * Keep a batch well inside one segment, so that small segments roll
-	 * between batches rather than being overrun by one.
-	 */
-	pr.batch_max_bytes = BATCH_MAX_BYTES;
-	if (cfg.segment_bytes / 4 < pr.batch_max_bytes)
-		pr.batch_max_bytes = (size_t)(cfg.segment_bytes / 4);
-	pr.batches = calloc(pr.partitions, sizeof(*pr.batches));
-	pr.active = calloc(pr.partitions, sizeof(*pr.active));
-	pr.msgs = calloc(BATCH_MAX_RECORDS, sizeof(*pr.msgs));
-	if (pr.batches == NULL || pr.active == NULL || pr.msgs == NULL) {
+	ps.out = calloc(PENDING_MAX, sizeof(*ps.out));
+	if (ps.out == NULL) {
 		warn("out of memory");
+		goto out;
+	}
+	mqlog_producer_options_init(&po);
+	po.sync = sync;
+	po.on_delivery = on_line_delivered;
+	po.delivery_arg = &ps;
+	rc = mqlog_producer_open(t, &po, &prod);
+	if (rc != 0) {
+		report_lib(db, rc);
 		goto out;
 	}
 
 	for (;;) {
-		const char *line = NULL, *key = NULL, *val;
-		size_t len = 0, klen = 0, vlen;
-		uint32_t p;
-		int isolate;
+		const char *line = NULL;
+		size_t len = 0;
+		mqlog_msg m;
 
-		if (pr.pending_records > 0 && !lr_ready(&lr)) {
-			if (producer_flush(&pr) != 0)
+		if (ps.n > 0 && !lr_ready(&lr)) {
+			if (checkpoint(&ps, prod, &fail_line) != 0)
 				goto failed;
 		}
 		/*
@@ -1621,12 +1446,12 @@ static int cmd_produce(const struct command *cmd, int argc, char **argv)
 		 * --print-offsets went away) end the run: the records so far
 		 * are written, but nobody would learn about the next ones.
 		 */
-		if (pr.out_errno != 0)
+		if (ps.out_errno != 0)
 			goto output_error;
 		rc = lr_next(&lr, &line, &len);
 		if (rc < 0) {
 			/* What was read before the error is still written. */
-			if (producer_flush(&pr) != 0)
+			if (ps.n > 0 && checkpoint(&ps, prod, &fail_line) != 0)
 				goto failed;
 			warn("read standard input after line %" PRIu64 ": %s",
 			     lr.line, strerror(-rc));
@@ -1635,64 +1460,71 @@ static int cmd_produce(const struct command *cmd, int argc, char **argv)
 		if (rc == 0)
 			break;
 
-		val = line;
-		vlen = len;
+		memset(&m, 0, sizeof(m));
+		m.timestamp = MQLOG_TIMESTAMP_NOW;
+		m.value.data = line;
+		m.value.len = len;
 		if (has_sep) {
 			const char *s = memchr(line, sep, len);
 
 			if (s != NULL) {
-				key = line;
-				klen = (size_t)(s - line);
-				val = s + 1;
-				vlen = len - klen - 1;
+				m.key.data = line;
+				m.key.len = (size_t)(s - line);
+				m.value.data = s + 1;
+				m.value.len = len - m.key.len - 1;
 			}
 		}
-		if (has_partition)
-			p = partition;
-		else if (key != NULL)
-			p = mqlog_partition_for_key(key, klen, pr.partitions);
-		else
-			p = pr.rr++ % pr.partitions;
+		ps.out[ps.n].done = 0;
+		rc = mqlog_produce_async(prod, &m,
+					 has_partition ? partition
+						       : MQLOG_PARTITION_AUTO,
+					 (void *)(uintptr_t)ps.n);
+		if (rc != 0) {
+			/*
+			 * This line was refused (too big, the producer
+			 * failed): settle every line before it first, so
+			 * that an earlier failure is the one reported.
+			 */
+			char msg[sizeof(ps.fail_msg)];
 
-		/*
-		 * A record that may be over the limit goes alone, after all
-		 * earlier records, so that its refusal stops the run right
-		 * there.
-		 */
-		isolate = klen + vlen + RECORD_OVERHEAD_MAX > pr.max_record_bytes;
-		if (isolate && pr.pending_records > 0 &&
-		    producer_flush(&pr) != 0)
+			snprintf(msg, sizeof(msg), "%s", lib_detail(db, rc));
+			if (checkpoint(&ps, prod, &fail_line) != 0)
+				goto failed;
+			fail_line = lr.line;
+			memcpy(ps.fail_msg, msg, sizeof(msg));
 			goto failed;
-		if (producer_add(&pr, p, key, klen, key != NULL, val, vlen,
-				 lr.line) != 0) {
-			warn("out of memory at line %" PRIu64, lr.line);
-			goto out;
 		}
-		if (isolate || pr.batches[p].count >= BATCH_MAX_RECORDS ||
-		    pr.batches[p].used >= pr.batch_max_bytes ||
-		    pr.pending_records >= PENDING_MAX_RECORDS ||
-		    pr.pending_bytes >= PENDING_MAX_BYTES) {
-			if (producer_flush(&pr) != 0)
+		ps.n++;
+		ps.bytes += len;
+		if (ps.n == PENDING_MAX || ps.bytes >= PENDING_MAX_BYTES) {
+			if (checkpoint(&ps, prod, &fail_line) != 0)
 				goto failed;
 		}
 	}
-	if (pr.pending_records > 0 && producer_flush(&pr) != 0)
+	if (ps.n > 0 && checkpoint(&ps, prod, &fail_line) != 0)
 		goto failed;
-	if (pr.out_errno != 0)
+	if (ps.out_errno != 0)
 		goto output_error;
+	rc = mqlog_producer_close(prod);
+	if (rc != 0) {
+		report_lib(db, rc);
+		goto out;
+	}
 	ret = stdout_error();
 	goto out;
 
 output_error:
 	warn("write to standard output after line %" PRIu64 ": %s", lr.line,
-	     strerror(pr.out_errno));
+	     strerror(ps.out_errno));
 	goto out;
 
 failed:
 	fflush(stdout);
-	warn("line %" PRIu64 ": %s", pr.fail_line, pr.fail_msg);
+	warn("line %" PRIu64 ": %s", fail_line, ps.fail_msg);
 out:
-	producer_free(&pr);
+	/* Close delivers every pending outcome before ps goes away. */
+	mqlog_producer_free(prod);
+	free(ps.out);
 	free(lr.buf);
 	mqlog_topic_close(t);
 	mqlog_close(db);
@@ -1806,6 +1638,197 @@ static int position_reader(mqlog *db, mqlog_topic *t, mqlog_reader *r,
 	return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+/* consume --group                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* A busy group consumer commits at least this often (ms). */
+#define GROUP_COMMIT_MS 100
+
+/* What the rebalance callback of consume --group needs. */
+struct group_run {
+	const struct from_spec *from; /* --from, for partitions never committed */
+	const char *topic;            /* for messages */
+	int no_commit;                /* output failed: commit nothing more */
+};
+
+/*
+ * The rebalance callback.  REVOKED: everything printed so far has been
+ * flushed (the loop flushes before every poll), so commit it before the
+ * partitions go to another member.  ASSIGNED: a partition the group never
+ * committed starts where --from says.
+ */
+static void on_group_rebalance(void *arg, mqlog_consumer *c, int event,
+			       const uint32_t *parts, size_t n)
+{
+	struct group_run *g = arg;
+	uint64_t off;
+	int rc;
+
+	if (event == MQLOG_REBALANCE_REVOKED) {
+		if (!g->no_commit && (rc = mqlog_consumer_commit(c)) != 0 &&
+		    rc != MQLOG_ESTALE)
+			report(NULL, rc, "%s: commit before release", g->topic);
+		return;
+	}
+	if (event != MQLOG_REBALANCE_ASSIGNED ||
+	    (g->from->kind != FROM_OFFSET && g->from->kind != FROM_TIME))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (mqlog_consumer_committed(c, parts[i], &off) != MQLOG_ENOENT)
+			continue;
+		if (g->from->kind == FROM_TIME)
+			rc = mqlog_consumer_seek_time(c, parts[i],
+						      g->from->timestamp);
+		else
+			rc = mqlog_consumer_seek(c, parts[i], g->from->offset);
+		if (rc == MQLOG_ERANGE)
+			warn("%s/%" PRIu32 ": offset %" PRIu64
+			     " is out of range; starting at the earliest",
+			     g->topic, parts[i], g->from->offset);
+		else if (rc != 0)
+			report(NULL, rc, "%s/%" PRIu32 ": seek", g->topic,
+			       parts[i]);
+	}
+}
+
+/*
+ * consume_group - consume @topic as a member of @group: print what the
+ * group assigns us, flush, then commit (manual commit mode, so that a
+ * commit never covers a record that did not reach stdout).  Returns the
+ * exit status.
+ */
+static int consume_group(const char *dir, const char *topic, const char *group,
+			 const struct from_spec *from, enum format fmt,
+			 int has_max, uint64_t max, int has_idle,
+			 uint64_t idle, uint32_t heartbeat_ms)
+{
+	struct group_run g = {.from = from, .topic = topic};
+	struct sigaction sa, old_int, old_term;
+	mqlog_consumer_options opts;
+	mqlog_consumer *c = NULL;
+	mqlog_record *recs = NULL;
+	mqlog_topic *t = NULL;
+	mqlog *db = NULL;
+	uint64_t printed = 0;
+	int64_t last_record, last_commit;
+	int rc, ret = EXIT_RUNTIME;
+
+	if (open_db(dir, 0, &db) != 0)
+		return EXIT_RUNTIME;
+	if (open_topic(db, topic, &t) != 0)
+		goto out;
+	recs = calloc(CONSUME_CHUNK, sizeof(*recs));
+	if (recs == NULL) {
+		warn("out of memory");
+		goto out;
+	}
+	mqlog_consumer_options_init(&opts);
+	opts.group = group;
+	opts.commit_mode = MQLOG_COMMIT_MANUAL;
+	opts.heartbeat_ms = heartbeat_ms;
+	opts.lease_ms = heartbeat_ms * 10 > 2000 ? heartbeat_ms * 10 : 2000;
+	opts.reset_offset = from->kind == FROM_LATEST ? MQLOG_OFFSET_LATEST
+						      : MQLOG_OFFSET_EARLIEST;
+	opts.on_rebalance = on_group_rebalance;
+	opts.rebalance_arg = &g;
+	rc = mqlog_consumer_open(t, &opts, &c);
+	if (rc != 0) {
+		report_lib(db, rc);
+		ret = exit_for(rc);
+		goto out;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+
+	last_record = last_commit = now_mono_ms();
+	while (!stop_requested && !(has_max && printed >= max)) {
+		size_t want = CONSUME_CHUNK, got = 0;
+		int64_t now;
+		int slice = 250;
+
+		if (has_max && max - printed < want)
+			want = (size_t)(max - printed);
+		now = now_mono_ms();
+		if (has_idle) {
+			int64_t left = last_record + (int64_t)idle - now;
+
+			if (left <= 0)
+				break;
+			if (left < slice)
+				slice = (int)left;
+		}
+		/* The poll may release partitions (committing in the
+		 * callback): what was printed must be out first. */
+		if (fflush(stdout) != 0)
+			goto output_error;
+		rc = mqlog_consumer_poll(c, recs, want, slice, &got);
+		if (rc != 0) {
+			report_lib(db, rc);
+			ret = exit_for(rc);
+			goto restore;
+		}
+		for (size_t k = 0; k < got; k++)
+			print_record(fmt, topic, recs[k].partition, &recs[k]);
+		printed += got;
+		if (got == 0) {
+			if (output_closed())
+				break;
+			continue;
+		}
+		last_record = now_mono_ms();
+		/* Commit once the records are out: when caught up, and
+		 * every GROUP_COMMIT_MS while busy. */
+		if (got < want || last_record - last_commit >= GROUP_COMMIT_MS) {
+			if (fflush(stdout) != 0 || ferror(stdout))
+				goto output_error;
+			rc = mqlog_consumer_commit(c);
+			if (rc != 0 && rc != MQLOG_ESTALE) {
+				report_lib(db, rc);
+				ret = exit_for(rc);
+				goto restore;
+			}
+			last_commit = last_record;
+		}
+	}
+	if (fflush(stdout) != 0 || ferror(stdout))
+		goto output_error;
+	rc = mqlog_consumer_commit(c);
+	if (rc != 0 && rc != MQLOG_ESTALE) {
+		report_lib(db, rc);
+		ret = exit_for(rc);
+		goto restore;
+	}
+	ret = 0;
+	goto restore;
+
+output_error:
+	/* What did not reach stdout stays uncommitted: the group gives it
+	 * to the next member. */
+	g.no_commit = 1;
+	if (errno == EPIPE) {
+		ret = 0;
+	} else {
+		warn("write to standard output: %s", strerror(errno));
+		ret = EXIT_RUNTIME;
+	}
+restore:
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+out:
+	g.no_commit = 1; /* close reports REVOKED: commit nothing more */
+	mqlog_consumer_close(c);
+	free(recs);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+	return ret;
+}
+
 /* One partition being consumed. */
 struct cpart {
 	mqlog_reader *r;    /* its reader */
@@ -1821,6 +1844,7 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 		{"max", required_argument, NULL, O_MAX},
 		{"idle-exit", required_argument, NULL, O_IDLE_EXIT},
 		{"format", required_argument, NULL, O_FORMAT},
+		{"heartbeat-ms", required_argument, NULL, O_HEARTBEAT_MS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1828,6 +1852,8 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 	struct args a = {0};
 	struct from_spec from = {.kind = FROM_EARLIEST};
 	struct sigaction sa, old_int, old_term;
+	uint32_t heartbeat_ms = 1000;
+	int has_heartbeat = 0;
 	mqlog_record *recs = NULL;
 	struct cpart *parts = NULL;
 	const char *group = NULL;
@@ -1883,6 +1909,11 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 			fmt = (enum format)f;
 			break;
 		}
+		case O_HEARTBEAT_MS:
+			rc = opt_u32(cmd, "--heartbeat-ms", optarg, 1, 600000,
+				     0, &heartbeat_ms);
+			has_heartbeat = 1;
+			break;
 		default:
 			return usage_error(cmd, "unexpected option");
 		}
@@ -1895,9 +1926,22 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
 		return rc;
 	if (group != NULL) {
-		warn("consumer groups are not available yet");
-		return EXIT_RUNTIME;
+		if (!mqlog_group_name_valid(group))
+			return usage_error(cmd,
+					   "--group: '%s' is not a valid group "
+					   "name (1 to %d characters of A-Z a-z "
+					   "0-9 . _ -, not '.' or '..')",
+					   group, MQLOG_TOPIC_NAME_MAX);
+		if (has_partition)
+			return usage_error(cmd, "--partition and --group "
+						"exclude each other: the group "
+						"assigns the partitions");
+		return consume_group(a.pos[0], a.pos[1], group, &from, fmt,
+				     has_max, max, has_idle, idle,
+				     heartbeat_ms);
 	}
+	if (has_heartbeat)
+		return usage_error(cmd, "--heartbeat-ms needs --group");
 
 	if (open_db(a.pos[0], 0, &db) != 0)
 		return EXIT_RUNTIME;
@@ -2507,13 +2551,118 @@ static int cmd_recover(const struct command *cmd, int argc, char **argv)
 }
 
 /* ======================================================================== */
-/* groups, reset-offsets (consumer groups come with a later version)        */
+/* groups, reset-offsets                                                    */
 /* ======================================================================== */
 
-static int groups_unavailable(void)
+static const char *const strategy_names[] = {"range", "round-robin",
+					     "sticky"};
+
+static const char *strategy_name(int s)
 {
-	warn("consumer groups are not available yet");
-	return EXIT_RUNTIME;
+	return s >= 0 && s < 3 ? strategy_names[s] : "unknown";
+}
+
+static void groups_json(const mqlog_group_info *gs, size_t n)
+{
+	fputs("{\"groups\":[", stdout);
+	for (size_t i = 0; i < n; i++) {
+		const mqlog_group_info *g = &gs[i];
+
+		fputs(i ? ",{\"group\":" : "{\"group\":", stdout);
+		json_cstr(stdout, g->group);
+		fputs(",\"topic\":", stdout);
+		json_cstr(stdout, g->topic);
+		printf(",\"generation\":%" PRIu64 ",\"strategy\":\"%s\""
+		       ",\"lag\":%" PRIu64 ",\"live_members\":%zu"
+		       ",\"members\":[",
+		       g->generation, strategy_name(g->strategy), g->lag,
+		       g->live_members);
+		for (size_t k = 0; k < g->member_count; k++) {
+			const mqlog_group_member_info *m = &g->members[k];
+
+			printf("%s{\"id\":\"%016" PRIx64 "\",\"pid\":%" PRId32
+			       ",\"alive\":%s,\"lease_left_ms\":%" PRId64
+			       ",\"heartbeat_age_ms\":%" PRId64
+			       ",\"generation\":%" PRIu64
+			       ",\"partitions\":%" PRIu32 "}",
+			       k ? "," : "", m->member_id, m->pid,
+			       m->alive ? "true" : "false", m->lease_left_ms,
+			       m->heartbeat_age_ms, m->generation, m->owned);
+		}
+		fputs("],\"partitions\":[", stdout);
+		for (size_t k = 0; k < g->partition_count; k++) {
+			const mqlog_group_partition_info *p =
+				&g->partitions[k];
+
+			printf("%s{\"partition\":%" PRIu32 ",\"committed\":",
+			       k ? "," : "", p->partition);
+			if (p->has_committed)
+				printf("%" PRIu64 ",\"commit_time\":%" PRId64,
+				       p->committed, p->commit_time_ms);
+			else
+				fputs("null,\"commit_time\":null", stdout);
+			printf(",\"start\":%" PRIu64 ",\"end\":%" PRIu64
+			       ",\"lag\":%" PRIu64 ",\"owner\":",
+			       p->start_offset, p->end_offset, p->lag);
+			if (p->owner)
+				printf("\"%016" PRIx64 "\"", p->owner);
+			else
+				fputs("null", stdout);
+			putchar('}');
+		}
+		fputs("]}", stdout);
+	}
+	fputs("]}\n", stdout);
+}
+
+static void groups_text(const mqlog_group_info *gs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const mqlog_group_info *g = &gs[i];
+
+		if (i)
+			putchar('\n');
+		printf("group %s  topic %s  generation %" PRIu64
+		       "  strategy %s  live members %zu  lag %" PRIu64 "\n",
+		       g->group, g->topic, g->generation,
+		       strategy_name(g->strategy), g->live_members, g->lag);
+		if (g->member_count) {
+			printf("  %-16s  %8s  %5s  %10s  %10s\n", "MEMBER",
+			       "PID", "ALIVE", "LEASE_MS", "PARTITIONS");
+			for (size_t k = 0; k < g->member_count; k++) {
+				const mqlog_group_member_info *m =
+					&g->members[k];
+
+				printf("  %016" PRIx64 "  %8" PRId32
+				       "  %5s  %10" PRId64 "  %10" PRIu32 "\n",
+				       m->member_id, m->pid,
+				       m->alive ? "yes" : "no",
+				       m->lease_left_ms, m->owned);
+			}
+		}
+		printf("  %9s  %12s  %12s  %12s  %-16s\n", "PARTITION",
+		       "COMMITTED", "END", "LAG", "OWNER");
+		for (size_t k = 0; k < g->partition_count; k++) {
+			const mqlog_group_partition_info *p =
+				&g->partitions[k];
+			char committed[24], owner[24];
+
+			if (p->has_committed)
+				snprintf(committed, sizeof(committed),
+					 "%" PRIu64, p->committed);
+			else
+				strcpy(committed, "-");
+			if (p->owner)
+				snprintf(owner, sizeof(owner), "%016" PRIx64,
+					 p->owner);
+			else
+				strcpy(owner, "-");
+			printf("  %9" PRIu32 "  %12s  %12" PRIu64
+			       "  %12" PRIu64 "  %-16s\n",
+			       p->partition, committed, p->end_offset, p->lag,
+			       owner);
+		}
+	}
 }
 
 static int cmd_groups(const struct command *cmd, int argc, char **argv)
@@ -2524,7 +2673,11 @@ static int cmd_groups(const struct command *cmd, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct args a = {0};
-	int c;
+	mqlog_group_info *gs = NULL;
+	size_t n = 0;
+	mqlog *db = NULL;
+	int json = 0;
+	int c, rc, ret;
 
 	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
 		switch (c) {
@@ -2533,6 +2686,7 @@ static int cmd_groups(const struct command *cmd, int argc, char **argv)
 		case OPT_ERROR:
 			return EXIT_USAGE;
 		case O_JSON:
+			json = 1;
 			break;
 		default:
 			return usage_error(cmd, "unexpected option");
@@ -2541,20 +2695,40 @@ static int cmd_groups(const struct command *cmd, int argc, char **argv)
 	if (a.npos != 1)
 		return usage_error(cmd, a.npos < 1 ? "missing DIR"
 						   : "too many arguments");
-	return groups_unavailable();
+	if (open_db(a.pos[0], 0, &db) != 0)
+		return EXIT_RUNTIME;
+	rc = mqlog_group_list(db, &gs, &n);
+	if (rc != 0) {
+		report(db, rc, "list groups of %s", a.pos[0]);
+		mqlog_close(db);
+		return exit_for(rc);
+	}
+	if (json)
+		groups_json(gs, n);
+	else
+		groups_text(gs, n);
+	mqlog_group_info_free(gs, n);
+	mqlog_close(db);
+	ret = stdout_error();
+	return ret;
 }
 
 static int cmd_reset_offsets(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"to", required_argument, NULL, O_TO},
+		{"force", no_argument, NULL, O_FORCE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct args a = {0};
 	struct from_spec to;
+	mqlog_group_info *before = NULL, *after = NULL;
+	mqlog_topic *t = NULL;
+	mqlog *db = NULL;
+	unsigned flags = 0;
 	int has_to = 0;
-	int c, rc;
+	int c, rc, ret = EXIT_RUNTIME;
 
 	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
 		switch (c) {
@@ -2567,6 +2741,9 @@ static int cmd_reset_offsets(const struct command *cmd, int argc, char **argv)
 				return rc;
 			has_to = 1;
 			break;
+		case O_FORCE:
+			flags |= MQLOG_RESET_FORCE;
+			break;
 		default:
 			return usage_error(cmd, "unexpected option");
 		}
@@ -2575,13 +2752,82 @@ static int cmd_reset_offsets(const struct command *cmd, int argc, char **argv)
 		return usage_error(cmd, a.npos < 3 ? "missing DIR, GROUP or "
 						     "TOPIC"
 						   : "too many arguments");
-	if (a.pos[1][0] == '\0')
-		return usage_error(cmd, "the GROUP name is empty");
+	if (!mqlog_group_name_valid(a.pos[1]))
+		return usage_error(cmd,
+				   "'%s' is not a valid group name (1 to %d "
+				   "characters of A-Z a-z 0-9 . _ -, not '.' "
+				   "or '..')",
+				   a.pos[1], MQLOG_TOPIC_NAME_MAX);
 	if ((rc = check_topic_name(cmd, a.pos[2])) != 0)
 		return rc;
 	if (!has_to)
 		return usage_error(cmd, "--to is required");
-	return groups_unavailable();
+
+	if (open_db(a.pos[0], 0, &db) != 0)
+		return EXIT_RUNTIME;
+	if (open_topic(db, a.pos[2], &t) != 0)
+		goto out;
+	/* The offsets before, for the report; none for a new group. */
+	rc = mqlog_group_describe(db, a.pos[1], a.pos[2], &before);
+	if (rc != 0 && rc != MQLOG_ENOENT) {
+		report_lib(db, rc);
+		ret = exit_for(rc);
+		goto out;
+	}
+	switch (to.kind) {
+	case FROM_EARLIEST:
+		rc = mqlog_group_reset_offsets(db, a.pos[1], a.pos[2],
+					       MQLOG_OFFSET_EARLIEST, flags);
+		break;
+	case FROM_LATEST:
+		rc = mqlog_group_reset_offsets(db, a.pos[1], a.pos[2],
+					       MQLOG_OFFSET_LATEST, flags);
+		break;
+	case FROM_OFFSET:
+		rc = mqlog_group_reset_offsets(db, a.pos[1], a.pos[2],
+					       to.offset, flags);
+		break;
+	case FROM_TIME:
+		rc = mqlog_group_reset_offsets_time(db, a.pos[1], a.pos[2],
+						    to.timestamp, flags);
+		break;
+	}
+	if (rc == MQLOG_EBUSY) {
+		report_lib(db, rc);
+		warn("(use --force to reset anyway: the live members are "
+		     "removed from the group and resume from the new "
+		     "offsets)");
+		goto out;
+	}
+	if (rc != 0) {
+		report_lib(db, rc);
+		ret = exit_for(rc);
+		goto out;
+	}
+	rc = mqlog_group_describe(db, a.pos[1], a.pos[2], &after);
+	if (rc != 0) {
+		report_lib(db, rc);
+		goto out;
+	}
+	printf("%9s  %12s  %12s\n", "PARTITION", "PREVIOUS", "NEW");
+	for (size_t k = 0; k < after->partition_count; k++) {
+		const mqlog_group_partition_info *p = &after->partitions[k];
+		char prev[24] = "-";
+
+		if (before && k < before->partition_count &&
+		    before->partitions[k].has_committed)
+			snprintf(prev, sizeof(prev), "%" PRIu64,
+				 before->partitions[k].committed);
+		printf("%9" PRIu32 "  %12s  %12" PRIu64 "\n", p->partition,
+		       prev, p->committed);
+	}
+	ret = stdout_error();
+out:
+	mqlog_group_info_free(before, before ? 1 : 0);
+	mqlog_group_info_free(after, after ? 1 : 0);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+	return ret;
 }
 
 /* ======================================================================== */
@@ -2662,11 +2908,14 @@ static const struct command commands[] = {
 		"line.",
 		"\n"
 		"The trailing newline is not part of the record; an empty "
-		"line is an empty\nvalue.  Records without a key go to the "
-		"partitions in turn; keyed records to\nthe partition of their "
-		"key.  Produce stops at the first record that cannot be\n"
-		"written (exit 1, the input line named on stderr); the "
-		"records before it stay\nwritten and acknowledged.\n"
+		"line is an empty\nvalue.  Keyed records go to the partition "
+		"of their key (XXH3-64 of the key\nmodulo the partitions); "
+		"records without a key fill a batch of one partition,\nthen "
+		"move to another (sticky partitioning).  Records are batched "
+		"per partition\nand appended when input pauses.  Produce stops "
+		"at the first record that cannot\nbe written (exit 1, the "
+		"input line named on stderr); the records before it stay\n"
+		"written and acknowledged.\n"
 		"\n"
 		"Options:\n"
 		"  --key-sep C       the text before the first C is the key "
@@ -2685,7 +2934,7 @@ static const struct command commands[] = {
 		PROGNAME " consume DIR TOPIC [--group G] [--partition P]\n"
 		"         [--from earliest|latest|OFFSET|@EPOCH_MS] [--max N] "
 		"[--idle-exit MS]\n"
-		"         [--format value|kv|json]",
+		"         [--format value|kv|json] [--heartbeat-ms MS]",
 		"print records, or follow the log",
 		"Print the records of TOPIC, one a line.",
 		"\n"
@@ -2706,25 +2955,54 @@ static const struct command commands[] = {
 		"value;\n"
 		"                  json: {\"topic\",\"partition\",\"offset\","
 		"\"timestamp\",\"key\",\"value\"}\n"
-		"  --group G       consume as member of group G "
-		"(not available yet)\n",
+		"  --group G       consume as a member of consumer group G: "
+		"print the records\n"
+		"                  of the partitions the group assigns, "
+		"commit their offsets\n"
+		"                  once printed; members started at once share "
+		"the partitions,\n"
+		"                  and a member that exits or dies hands its "
+		"partitions over.\n"
+		"                  --from then applies to partitions the group "
+		"never committed\n"
+		"  --heartbeat-ms MS  with --group: heartbeat period "
+		"(default 1000); a dead\n"
+		"                  member's partitions move within about one "
+		"period\n",
 	},
 	{
 		"groups", cmd_groups,
 		PROGNAME " groups DIR [--json]",
-		"list consumer groups (not available yet)",
-		"List consumer groups, members, committed offsets and lag "
-		"(not available yet).",
-		"",
+		"list consumer groups, members, offsets and lag",
+		"List every consumer group of every topic: its generation, "
+		"strategy and\nmembers (pid, liveness, lease, partitions "
+		"owned), and per partition the\ncommitted offset, the log end, "
+		"the lag and the owner.",
+		"\n"
+		"Options:\n"
+		"  --json    print {\"groups\":[{\"group\":...,\"topic\":...,"
+		"\"members\":[...],\n"
+		"            \"partitions\":[{\"partition\",\"committed\","
+		"\"end\",\"lag\",\"owner\"},...]},...]}\n",
 	},
 	{
 		"reset-offsets", cmd_reset_offsets,
 		PROGNAME " reset-offsets DIR GROUP TOPIC --to "
-		"earliest|latest|OFFSET|@EPOCH_MS",
-		"move committed offsets (not available yet)",
-		"Move the committed offsets of GROUP on TOPIC "
-		"(not available yet).",
-		"",
+		"earliest|latest|OFFSET|@EPOCH_MS\n"
+		"         [--force]",
+		"move a group's committed offsets",
+		"Set the committed offset of every partition of TOPIC for "
+		"GROUP, and print\nthe previous and new offsets.  Refused while "
+		"the group has live members.",
+		"\n"
+		"Options:\n"
+		"  --to WHERE  earliest, latest, an OFFSET (clamped into each "
+		"partition),\n"
+		"              or @EPOCH_MS: the first record stamped at or "
+		"after it\n"
+		"  --force     reset even with live members: they are removed "
+		"from the group\n"
+		"              and rejoin from the new offsets\n",
 	},
 	{
 		"dump", cmd_dump,
