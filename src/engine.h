@@ -282,6 +282,9 @@ void retention_watermark(struct partition *p);
 /* topic.c */
 int topic_partition(struct mqlog_topic *t, uint32_t id, struct partition **out);
 int topic_reconcile(struct mqlog *db);
+/* The names @topic alone, or every topic when it is NULL; free with
+ * mqlog_list_free(). */
+int topic_names(mqlog *db, const char *topic, char ***names, size_t *count);
 
 /* mqlog.c */
 bool mq_db_flusher_needed(struct mqlog *db);

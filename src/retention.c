@@ -358,18 +358,9 @@ int mqlog_maintain(mqlog *db, const char *topic)
 		return mq_err(MQLOG_EINVAL, "maintain: db is NULL");
 	if (db->rdonly)
 		return 0;
-	if (topic) {
-		names = malloc(sizeof *names);
-		if (!names || !(names[0] = strdup(topic))) {
-			free(names);
-			return mq_err(MQLOG_ENOMEM, "maintain");
-		}
-		count = 1;
-	} else {
-		rc = mqlog_topic_list(db, &names, &count);
-		if (rc)
-			return rc;
-	}
+	rc = topic_names(db, topic, &names, &count);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < count && !rc; i++) {
 		mqlog_topic *t;
 		rc = mqlog_topic_open(db, names[i], &t);

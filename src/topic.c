@@ -415,6 +415,22 @@ int mqlog_topic_delete(mqlog *db, const char *name)
 	return 0;
 }
 
+int topic_names(mqlog *db, const char *topic, char ***names, size_t *count)
+{
+	char **v;
+
+	if (!topic)
+		return mqlog_topic_list(db, names, count);
+	v = malloc(sizeof *v);
+	if (!v || !(v[0] = strdup(topic))) {
+		free(v);
+		return mq_err(MQLOG_ENOMEM, "topic %s", topic);
+	}
+	*names = v;
+	*count = 1;
+	return 0;
+}
+
 int mqlog_topic_list(mqlog *db, char ***names, size_t *count)
 {
 	if (!db || !names || !count)

@@ -427,18 +427,9 @@ int mqlog_verify(mqlog *db, const char *topic, mqlog_problem_fn problem,
 	c.problem = problem;
 	c.arg = arg;
 	c.st = stats;
-	if (topic) {
-		names = malloc(sizeof *names);
-		if (!names || !(names[0] = strdup(topic))) {
-			free(names);
-			return mq_err(MQLOG_ENOMEM, "verify");
-		}
-		count = 1;
-	} else {
-		rc = mqlog_topic_list(db, &names, &count);
-		if (rc)
-			return rc;
-	}
+	rc = topic_names(db, topic, &names, &count);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < count && !rc; i++) {
 		mqlog_topic *t;
 		rc = mqlog_topic_open(db, names[i], &t);
@@ -480,18 +471,9 @@ int mqlog_recover(mqlog *db, const char *topic, mqlog_recover_stats *stats)
 	if (!stats)
 		stats = &local;
 	memset(stats, 0, sizeof *stats);
-	if (topic) {
-		names = malloc(sizeof *names);
-		if (!names || !(names[0] = strdup(topic))) {
-			free(names);
-			return mq_err(MQLOG_ENOMEM, "recover");
-		}
-		count = 1;
-	} else {
-		rc = mqlog_topic_list(db, &names, &count);
-		if (rc)
-			return rc;
-	}
+	rc = topic_names(db, topic, &names, &count);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < count && !rc; i++) {
 		mqlog_topic *t;
 		rc = mqlog_topic_open(db, names[i], &t);
