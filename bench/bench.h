@@ -77,6 +77,7 @@ enum opt_bit {
 	OPT_PLOT = 1u << 18,
 	OPT_QUIET = 1u << 19,
 	OPT_SPIN = 1u << 20,
+	OPT_MAX_MESSAGES = 1u << 21,
 };
 
 /* What a --sweep varies. */
@@ -119,6 +120,7 @@ struct bench_opts {
 	uint64_t bytes;	   /* recovery: log bytes written before the kill */
 	uint64_t segments; /* recovery: segments of the open case */
 	uint64_t segment_bytes; /* topic roll size, 0 = the library default */
+	int64_t max_messages;	/* produce: topic record limit, 0 = none */
 	const char *dir;	/* --dir, or NULL for a temporary directory */
 	bool json;		/* one JSON document on stdout */
 	bool csv;		/* CSV on stdout */

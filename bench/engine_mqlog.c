@@ -55,6 +55,8 @@ static int mq_open(const struct bench_opts *o, const char *dir, bool create,
 		cfg.sync = o->sync;
 		if (o->segment_bytes)
 			cfg.segment_bytes = o->segment_bytes;
+		if (o->max_messages)
+			cfg.max_messages = o->max_messages;
 		/* Leave room for the record's own encoding. */
 		if (o->size + 1024 > cfg.max_record_bytes)
 			cfg.max_record_bytes = (uint32_t)(o->size + 1024);

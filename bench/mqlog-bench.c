@@ -32,6 +32,7 @@ static const char usage_text[] =
 	"usage: mqlog-bench produce  [--size B] [--count N] [--partitions P]\n"
 	"                            [--producers T] [--processes] [--batch K]\n"
 	"                            [--sync none|interval|always] [--dir D] [--json]\n"
+	"                            [--max-messages N]\n"
 	"       mqlog-bench consume  [same sizing options] [--consumers T] [--json]\n"
 	"       mqlog-bench e2e      [--size B] [--count N] [--rate R] [--json]\n"
 	"                            [sizing options] [--consumers T] [--processes]\n"
@@ -116,7 +117,7 @@ static uint32_t allowed(enum bench_mode m)
 {
 	switch (m) {
 	case MODE_PRODUCE:
-		return OPTS_PRODUCE;
+		return OPTS_PRODUCE | OPT_MAX_MESSAGES;
 	case MODE_CONSUME:
 		return OPTS_PRODUCE | OPT_CONSUMERS;
 	case MODE_E2E:
@@ -344,6 +345,7 @@ void parse_options(int argc, char **argv, int from, struct bench_opts *o,
 		{ "--plot", OPT_PLOT, true },
 		{ "--quiet", OPT_QUIET, false },
 		{ "--spin", OPT_SPIN, false },
+		{ "--max-messages", OPT_MAX_MESSAGES, true },
 	};
 
 	for (int i = from; i < argc; i++) {
@@ -449,6 +451,10 @@ void parse_options(int argc, char **argv, int from, struct bench_opts *o,
 				usage_error("--plot needs a file name");
 			o->plot = v;
 			break;
+		case OPT_MAX_MESSAGES:
+			o->max_messages = (int64_t)parse_num(name, v, 1,
+							     INT64_MAX, false);
+			break;
 		case OPT_SPIN:
 			o->spin = true;
 			break;
@@ -552,11 +558,14 @@ void opts_to_argv(const struct bench_opts *o, struct argvb *b)
 		{ "--bytes", o->bytes },
 		{ "--segments", o->segments },
 		{ "--segment-bytes", o->segment_bytes },
+		{ "--max-messages", (uint64_t)o->max_messages },
 	};
 	char num[32];
 
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
-		if (!strcmp(nums[i].name, "--segment-bytes") && !nums[i].v)
+		if ((!strcmp(nums[i].name, "--segment-bytes") ||
+		     !strcmp(nums[i].name, "--max-messages")) &&
+		    !nums[i].v)
 			continue;
 		snprintf(num, sizeof num, "%" PRIu64, nums[i].v);
 		argvb_add(b, nums[i].name);

@@ -974,6 +974,33 @@ static void run_compare_engine(const struct bench_opts *o,
 	free(h);
 }
 
+/*
+ * One repetition of `compare`: every engine in turn, starting one engine
+ * later at each repetition (A B C, B C A, C A B ...).  The first engine of
+ * a run writes into memory the previous run just freed, which on some
+ * machines costs more than reusing it (a virtual machine whose host takes
+ * back free guest pages faults them in again on first touch); rotating
+ * gives every engine that slot equally often, and the median discards it.
+ */
+static void run_compare_rep(const struct bench_opts *o, struct results *r,
+			    const char *point, const char *prefix, unsigned rep)
+{
+	const struct engine_ops *list[ENGINE_COUNT];
+	unsigned n = 0;
+
+	for (int e = 0; e < ENGINE_COUNT; e++) {
+		const struct engine_ops *ops;
+
+		if (!(o->engines & (1u << e)))
+			continue;
+		ops = engine_ops_of((enum engine_id)e);
+		if (ops)
+			list[n++] = ops;
+	}
+	for (unsigned i = 0; i < n; i++)
+		run_compare_engine(o, list[(rep + i) % n], r, point, prefix);
+}
+
 static const char *sweep_name(enum sweep_key k)
 {
 	switch (k) {
@@ -1086,17 +1113,7 @@ void run_workload(const struct bench_opts *o0, struct results *r)
 				run_e2e(&o, r, point, label);
 				break;
 			case MODE_COMPARE:
-				for (int e = 0; e < ENGINE_COUNT; e++) {
-					const struct engine_ops *ops;
-
-					if (!(o.engines & (1u << e)))
-						continue;
-					ops = engine_ops_of((enum engine_id)e);
-					if (ops)
-						run_compare_engine(&o, ops, r,
-								   point,
-								   prefix);
-				}
+				run_compare_rep(&o, r, point, prefix, rep);
 				break;
 			case MODE_RECOVERY:
 				break;
