@@ -187,6 +187,8 @@ struct mqlog_topic {
 /* Index entries buffered in memory until the next flush point. */
 #define PART_IBUF_MAX 64
 
+struct gc_req;
+
 struct partition {
 	struct mqlog_topic *t;    /* owner */
 	uint32_t id;              /* partition number */
@@ -214,6 +216,14 @@ struct partition {
 	uint64_t prealloc_base;   /* segment that prealloc_end refers to */
 	uint64_t prealloc_end;    /* blocks reserved up to here (this process) */
 	bool above_watermark;     /* the watermark callback fired, not yet reset */
+
+	pthread_mutex_t gc_mu;    /* group commit of sync-always appends: */
+	struct gc_req *gc_head;   /*   queued requests, oldest first */
+	struct gc_req *gc_tail;
+	bool gc_leading;          /*   a leader is appending and syncing */
+	size_t gc_nq;             /*   requests queued */
+	size_t gc_last_n;         /*   requests in the last group */
+	uint64_t gc_sync_ns;      /*   average time of its syncs */
 };
 
 /* Blocks are reserved ahead of the write position in windows of this many

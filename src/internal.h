@@ -38,6 +38,12 @@ int mq_err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int mq_err_wrap(int rc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * mq_err_pass - set the calling thread's message to @msg as it is (one
+ * captured from another thread that did the work) and return @rc.
+ */
+int mq_err_pass(int rc, const char *msg);
+
 /* Map an errno value to our return convention (-errno). */
 static inline int mq_errno_rc(int e) { return e > 0 ? -e : MQLOG_EIO; }
 
@@ -69,6 +75,14 @@ enum io_op {
 int io_open(const char *path, int flags, mode_t mode);
 int io_close(int fd);
 int io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/*
+ * Write @iovcnt (at most IO_IOV_MAX) buffers back to back at @off, retrying
+ * short writes.  One pwritev(2), or, while faults are armed or writes are
+ * recorded, one io_pwrite_all() per buffer.
+ */
+#define IO_IOV_MAX 64
+struct iovec;
+int io_pwritev_all(int fd, const struct iovec *iov, int iovcnt, uint64_t off);
 ssize_t io_pread(int fd, void *buf, size_t len, uint64_t off);
 int io_fdatasync(int fd);
 int io_fsync_dir(const char *dir);

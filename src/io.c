@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -352,6 +353,49 @@ int io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 		rec_add(IO_REC_WRITE, fail, fd, 0, start, off - start, NULL,
 			NULL, buf, 0);
 	return fail;
+}
+
+int io_pwritev_all(int fd, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	struct iovec v[IO_IOV_MAX];
+	int cnt = iovcnt, first = 0, rc;
+
+	/* Under fault injection or recording, one write per buffer: each
+	 * can fail or be torn on its own, as the parts of a real pwritev can
+	 * reach the disk separately. */
+	if (MQ_UNLIKELY(__atomic_load_n(&faults_armed, __ATOMIC_ACQUIRE) ||
+			rec_active())) {
+		for (int i = 0; i < iovcnt; i++) {
+			rc = io_pwrite_all(fd, iov[i].iov_base, iov[i].iov_len,
+					   off);
+			if (rc)
+				return rc;
+			off += iov[i].iov_len;
+		}
+		return 0;
+	}
+	if (cnt > IO_IOV_MAX)
+		return -EINVAL;
+	memcpy(v, iov, (size_t)cnt * sizeof v[0]);
+	while (first < cnt) {
+		ssize_t n = pwritev(fd, v + first, cnt - first, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		off += (uint64_t)n;
+		/* Skip what was written; resume inside a partial buffer. */
+		while (first < cnt && (size_t)n >= v[first].iov_len)
+			n -= (ssize_t)v[first++].iov_len;
+		if (first < cnt) {
+			v[first].iov_base = (uint8_t *)v[first].iov_base + n;
+			v[first].iov_len -= (size_t)n;
+		}
+	}
+	return 0;
 }
 
 ssize_t io_pread(int fd, void *buf, size_t len, uint64_t off)

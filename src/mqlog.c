@@ -89,6 +89,12 @@ int mq_err(int rc, const char *fmt, ...)
 	return rc;
 }
 
+int mq_err_pass(int rc, const char *msg)
+{
+	snprintf(errmsg_buf, sizeof errmsg_buf, "%s", msg);
+	return rc;
+}
+
 int mq_err_wrap(int rc, const char *fmt, ...)
 {
 	char prefix[512];

@@ -27,9 +27,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1006,6 +1010,355 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 }
 
 /*
+ * What one batch's append did, for the work that follows the append lock.
+ */
+struct append_post {
+	bool flush;  /* index entries are waiting to be written */
+	bool rolled; /* a segment was sealed */
+};
+
+/* One encoded batch to append, and the base offset it gets. */
+struct abatch {
+	uint8_t *buf;  /* encoded and hashed; sealed here */
+	size_t size;   /* bytes */
+	size_t n;      /* records */
+	uint64_t base; /* out: its first offset */
+};
+
+/*
+ * Write @k batches back to back at the end of the log with one write and
+ * publish them; append lock held.  Limits are checked for the @k as a
+ * whole.  The batches must fit in the active segment after at most one
+ * roll (callers pass several only when they do).  Returns 0, a negative
+ * MQLOG_E* code (nothing written), or ADMIT_WAIT when the BLOCK policy says
+ * to wait for space (nothing written).
+ */
+static int append_locked(struct partition *p, struct abatch *b, int k,
+			 struct append_post *post)
+{
+	const mqlog_topic_config *cfg = pcfg(p);
+	struct pstate *st = p->st;
+	struct iovec iov[IO_IOV_MAX];
+	uint64_t base, pos, end, size = 0;
+	size_t n = 0;
+	int rc;
+
+	if (MQ_UNLIKELY(MQ_LOAD_RELAXED(&st->deleted)))
+		return mq_err(MQLOG_EDELETED, "%s", p->dir);
+	if (MQ_UNLIKELY(MQ_LOAD_RELAXED(&st->failed)))
+		return mq_err(MQLOG_EFAILED, "%s", p->dir);
+	for (int i = 0; i < k; i++) {
+		size += b[i].size;
+		n += b[i].n;
+	}
+	if (cfg->max_messages > 0 || cfg->retention_bytes > 0) {
+		rc = retention_admit(p, n, size);
+		if (rc)
+			return rc; /* ADMIT_WAIT or an error */
+	}
+	rc = ensure_active(p);
+	if (rc)
+		return rc;
+	if (st->seg_end_pos > 0 && st->seg_end_pos + size > cfg->segment_bytes) {
+		rc = roll(p);
+		if (rc)
+			return rc;
+		post->flush = true;
+		post->rolled = true;
+	}
+	base = st->end_offset;
+	pos = st->seg_end_pos;
+	end = pos + size;
+	if (end > p->prealloc_end || p->prealloc_base != p->active_base)
+		preallocate(p, pos, size);
+	for (int i = 0; i < k; i++) {
+		b[i].base = base;
+		batch_seal(b[i].buf, base);
+		iov[i] = (struct iovec){ b[i].buf, b[i].size };
+		base += b[i].n;
+	}
+	MQ_CRASH_POINT("append.before_write");
+	rc = k == 1 ? io_pwrite_all(p->active_fd, b[0].buf, size, pos) :
+		      io_pwritev_all(p->active_fd, iov, k, pos);
+	if (MQ_UNLIKELY(rc)) {
+		char path[MQ_PATH_MAX];
+		partition_seg_path(p, p->active_base, path);
+		/* Take back whatever part of the batches reached the file,
+		 * so the next batch starts at the published end. */
+		if (io_ftruncate(p->active_fd, pos) != 0)
+			fail_stop(p);
+		return mq_err(rc, "%s: write %llu bytes at byte %llu", path,
+			      (unsigned long long)size,
+			      (unsigned long long)pos);
+	}
+
+	MQ_CRASH_POINT("append.after_write");
+	for (int i = 0; i < k; i++) {
+		int64_t bmax = (int64_t)mq_ld64(b[i].buf + 48); /* max_timestamp */
+		if (pos == 0 ||
+		    pos - st->last_index_pos >= cfg->index_interval_bytes) {
+			post->flush |= buffer_entry(p, b[i].base, p->active_base,
+						    pos, st->max_ts);
+			st->last_index_pos = pos;
+		}
+		if (bmax > st->max_ts)
+			st->max_ts = bmax;
+		if (bmax > st->seg_max_ts)
+			st->seg_max_ts = bmax;
+		pos += b[i].size;
+	}
+
+	state_publish_begin(st);
+	MQ_STORE_RELAXED(&st->seg_end_pos, end);
+	MQ_STORE_RELAXED(&st->end_offset, base);
+	state_publish_end(st);
+	MQ_STORE_RELAXED(&st->total_bytes,
+			 MQ_LOAD_RELAXED(&st->total_bytes) + size);
+	st->appends += (uint64_t)k;
+	state_wake(st);
+	MQ_CRASH_POINT("append.after_publish");
+	return 0;
+}
+
+/* The work after the append lock that does not depend on the sync policy. */
+static void append_after(struct partition *p, const struct append_post *post)
+{
+	const mqlog_topic_config *cfg = pcfg(p);
+
+	/* A roll is the moment a segment can start to age out: apply age
+	 * retention then, once per segment, without a background thread. */
+	if (post->rolled && cfg->retention_ms > 0)
+		(void)retention_maintain(p, mq_now_ms());
+	if ((cfg->max_messages > 0 || cfg->retention_bytes > 0) &&
+	    p->t->db->on_watermark)
+		retention_watermark(p);
+}
+
+/*
+ * Append under the lock, waiting for space as long as the BLOCK policy
+ * allows.  Returns 0 or a negative MQLOG_E* code.
+ */
+static int append_admitted(struct partition *p, uint8_t *buf, size_t size,
+			   size_t n, uint64_t *base, struct append_post *post)
+{
+	struct abatch b = { buf, size, n, 0 };
+	const mqlog_topic_config *cfg = pcfg(p);
+	uint64_t deadline = 0;
+	int rc;
+
+	for (;;) {
+		uint32_t seen = MQ_LOAD(&p->st->space);
+
+		rc = lock_append(p);
+		if (rc)
+			return rc;
+		rc = append_locked(p, &b, 1, post);
+		unlock_append(p);
+		if (rc == 0)
+			*base = b.base;
+		if (rc != ADMIT_WAIT)
+			return rc;
+		uint64_t mono = mq_mono_ns();
+		if (!deadline)
+			deadline = mono + (uint64_t)cfg->full_block_ms * 1000000u;
+		if (mono >= deadline)
+			return mq_err(MQLOG_EFULL,
+				      "%s: no space after waiting %u ms", p->dir,
+				      cfg->full_block_ms);
+		retention_wait(p, seen, deadline);
+	}
+}
+
+/*
+ * Group commit of sync-always appends within this process.  One appender at
+ * a time is the leader: it takes every request queued behind it, appends
+ * them all under one hold of the append lock, syncs once, and hands each its
+ * result.  Requests that arrive meanwhile queue up rather than write, so one
+ * fdatasync covers whatever arrived during the one before, as a database's
+ * log writer does.  (Appenders that each wrote and synced on their own would
+ * mostly queue on the sync lock one at a time, and a write issued while a
+ * sync runs can wait for that sync while holding the append lock.)
+ *
+ * Each request waits on a futex word of its own, so a finished group wakes
+ * with one FUTEX_WAKE per member and no mutex hand-over between them.
+ */
+#define GC_WAIT_MAX_NS 500000u /* the longest a leader waits for company */
+
+enum { GC_QUEUED, GC_LEAD, GC_DONE };
+
+struct gc_req {
+	uint8_t *buf;         /* encoded batch (the caller's, it waits) */
+	size_t size, n;       /* bytes and records */
+	uint64_t base;        /* assigned base offset */
+	int rc;               /* result; ADMIT_WAIT: go the long way */
+	uint32_t state;       /* GC_*: futex word */
+	struct gc_req *next;  /* queue link */
+	char msg[512];        /* the leader's error message for rc */
+};
+
+static void gc_wait(uint32_t *word, uint32_t seen)
+{
+	while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == seen)
+		syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL,
+			0);
+}
+
+/* Store @v and wake the waiter.  The waiter may return (and its request,
+ * on its stack, go) as soon as it sees @v: a wake that lands on the dead
+ * address afterwards is harmless, every futex waiter loops. */
+static void gc_post(uint32_t *word, uint32_t v)
+{
+	__atomic_store_n(word, v, __ATOMIC_RELEASE);
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* The leader appends @group under one hold of the append lock. */
+static void gc_append(struct partition *p, struct gc_req *group,
+		      struct append_post *post, uint64_t *target)
+{
+	const mqlog_topic_config *cfg = pcfg(p);
+	bool limited = cfg->max_messages > 0 || cfg->retention_bytes > 0;
+	struct abatch run[IO_IOV_MAX];
+	struct gc_req *who[IO_IOV_MAX];
+	struct gc_req *r = group;
+	int rc = lock_append(p);
+
+	while (r) {
+		uint64_t room = 0, total = 0;
+		int k = 0;
+
+		/* Without limits the batches that fit in the active segment go
+		 * in one write; with them each is admitted on its own, as it
+		 * would have been alone. */
+		if (!rc && cfg->segment_bytes > p->st->seg_end_pos)
+			room = cfg->segment_bytes - p->st->seg_end_pos;
+		while (r && k < IO_IOV_MAX &&
+		       (k == 0 || (!limited && total + r->size <= room))) {
+			run[k] = (struct abatch){ r->buf, r->size, r->n, 0 };
+			who[k++] = r;
+			total += r->size;
+			r = r->next;
+		}
+		int arc = rc ? rc : append_locked(p, run, k, post);
+		for (int i = 0; i < k; i++) {
+			who[i]->rc = arc;
+			who[i]->base = run[i].base;
+			if (arc < 0)
+				snprintf(who[i]->msg, sizeof who[i]->msg, "%s",
+					 mqlog_errmsg(NULL));
+			else if (arc == 0 && run[i].base + run[i].n > *target)
+				*target = run[i].base + run[i].n;
+		}
+	}
+	if (!rc)
+		unlock_append(p);
+}
+
+static int append_grouped(struct partition *p, uint8_t *buf, size_t size,
+			  size_t n, uint64_t *base_out)
+{
+	struct gc_req me = { .buf = buf, .size = size, .n = n };
+	struct gc_req *group, *r, *head = NULL;
+	struct append_post post = { 0 };
+	uint64_t target = 0, ts;
+	char smsg[sizeof me.msg];
+	int rc, src;
+
+	pthread_mutex_lock(&p->gc_mu);
+	if (p->gc_tail)
+		p->gc_tail->next = &me;
+	else
+		p->gc_head = &me;
+	p->gc_tail = &me;
+	p->gc_nq++;
+	if (!p->gc_leading && p->gc_head == &me) {
+		p->gc_leading = true;
+		me.state = GC_LEAD;
+	}
+	pthread_mutex_unlock(&p->gc_mu);
+	gc_wait(&me.state, GC_QUEUED);
+	if (__atomic_load_n(&me.state, __ATOMIC_ACQUIRE) == GC_DONE)
+		goto finish;
+
+	/*
+	 * Lead.  The appenders of the last group were all waiting on its
+	 * sync, so right after it they come back one by one: give them a
+	 * moment to queue behind us rather than sync for one of them now and
+	 * for the others next time.  Bounded by half of what a sync costs
+	 * here, and only while fewer are queued than the last group had.  The
+	 * leader yields rather than sleeps: a wake-up costs more than that.
+	 */
+	pthread_mutex_lock(&p->gc_mu);
+	if (p->gc_nq < p->gc_last_n) {
+		uint64_t t0 = mq_mono_ns();
+		uint64_t wait = p->gc_sync_ns / 2;
+
+		if (wait > GC_WAIT_MAX_NS)
+			wait = GC_WAIT_MAX_NS;
+		while (p->gc_nq < p->gc_last_n && mq_mono_ns() - t0 < wait) {
+			pthread_mutex_unlock(&p->gc_mu);
+			sched_yield();
+			pthread_mutex_lock(&p->gc_mu);
+		}
+	}
+	p->gc_last_n = p->gc_nq;
+	group = p->gc_head;
+	p->gc_head = p->gc_tail = NULL;
+	p->gc_nq = 0;
+	pthread_mutex_unlock(&p->gc_mu);
+
+	gc_append(p, group, &post, &target);
+	append_after(p, &post);
+	ts = mq_mono_ns();
+	src = target ? sync_to(p, target) : 0;
+	ts = mq_mono_ns() - ts;
+	if (src)
+		snprintf(smsg, sizeof smsg, "%s", mqlog_errmsg(NULL));
+	if (post.flush)
+		(void)partition_flush_index(p);
+
+	for (r = group; r;) {
+		struct gc_req *next = r->next;
+		if (r->rc == 0 && src) {
+			r->rc = src; /* written but not durable: no ack */
+			memcpy(r->msg, smsg, sizeof r->msg);
+		}
+		if (r == &me)
+			me.state = GC_DONE;
+		else
+			gc_post(&r->state, GC_DONE);
+		r = next;
+	}
+	pthread_mutex_lock(&p->gc_mu);
+	/* A moving average of the sync time bounds the wait above. */
+	p->gc_sync_ns = (p->gc_sync_ns * 7 + ts) / 8;
+	p->gc_leading = p->gc_head != NULL;
+	head = p->gc_head;
+	pthread_mutex_unlock(&p->gc_mu);
+	if (head) /* it stays queued until it takes the queue itself */
+		gc_post(&head->state, GC_LEAD);
+finish:
+	if (me.rc == ADMIT_WAIT) {
+		/* A full topic under BLOCK: wait for space on our own. */
+		post = (struct append_post){ 0 };
+		rc = append_admitted(p, buf, size, n, &me.base, &post);
+		append_after(p, &post);
+		if (rc == 0)
+			rc = sync_to(p, me.base + n);
+		if (post.flush)
+			(void)partition_flush_index(p);
+		if (rc)
+			return rc;
+		me.rc = 0;
+	}
+	if (me.rc < 0)
+		return mq_err_pass(me.rc, me.msg);
+	if (base_out)
+		*base_out = me.base;
+	return 0;
+}
+
+/*
  * The second half of an append, for a batch already encoded and hashed:
  * mqlog_append() encodes its records above; a producer builds its batches
  * record by record (producer.c) and comes here directly.
@@ -1014,9 +1367,8 @@ int partition_append_encoded(struct partition *p, uint8_t *buf, size_t size,
 			     size_t n, int sync, uint64_t *base_out)
 {
 	const mqlog_topic_config *cfg = pcfg(p);
-	struct pstate *st = p->st;
-	uint64_t base, pos;
-	bool flush = false;
+	struct append_post post = { 0 };
+	uint64_t base;
 	int rc;
 
 	if (p->t->db->rdonly || p->st_private)
@@ -1025,121 +1377,27 @@ int partition_append_encoded(struct partition *p, uint8_t *buf, size_t size,
 		sync = cfg->sync;
 	if (sync < MQLOG_SYNC_NONE || sync > MQLOG_SYNC_ALWAYS)
 		return mq_err(MQLOG_EINVAL, "append: sync policy %d", sync);
+	if (sync == MQLOG_SYNC_ALWAYS)
+		return append_grouped(p, buf, size, n, base_out);
 
-	bool limited = cfg->max_messages > 0 || cfg->retention_bytes > 0;
-	bool rolled = false;
-	uint64_t deadline = 0;
-relock:
-	rc = lock_append(p);
+	rc = append_admitted(p, buf, size, n, &base, &post);
 	if (rc)
 		return rc;
-	if (MQ_UNLIKELY(MQ_LOAD_RELAXED(&st->deleted))) {
-		rc = mq_err(MQLOG_EDELETED, "%s", p->dir);
-		goto unlock;
-	}
-	if (MQ_UNLIKELY(MQ_LOAD_RELAXED(&st->failed))) {
-		rc = mq_err(MQLOG_EFAILED, "%s", p->dir);
-		goto unlock;
-	}
-	if (limited) {
-		uint32_t seen = MQ_LOAD(&st->space);
-		rc = retention_admit(p, n, size);
-		if (rc == ADMIT_WAIT) {
-			unlock_append(p);
-			uint64_t mono = mq_mono_ns();
-			if (!deadline)
-				deadline = mono + (uint64_t)cfg->full_block_ms *
-							  1000000u;
-			if (mono >= deadline)
-				return mq_err(MQLOG_EFULL,
-					      "%s: no space after waiting %u ms",
-					      p->dir, cfg->full_block_ms);
-			retention_wait(p, seen, deadline);
-			goto relock;
-		}
-		if (rc)
-			goto unlock;
-	}
-	rc = ensure_active(p);
-	if (rc)
-		goto unlock;
-	if (st->seg_end_pos > 0 && st->seg_end_pos + size > cfg->segment_bytes) {
-		rc = roll(p);
-		if (rc)
-			goto unlock;
-		flush = true;
-		rolled = true;
-	}
-	base = st->end_offset;
-	pos = st->seg_end_pos;
-	if (pos + size > p->prealloc_end || p->prealloc_base != p->active_base)
-		preallocate(p, pos, size);
-	batch_seal(buf, base);
-	MQ_CRASH_POINT("append.before_write");
-	rc = io_pwrite_all(p->active_fd, buf, size, pos);
-	if (MQ_UNLIKELY(rc)) {
-		char path[MQ_PATH_MAX];
-		partition_seg_path(p, p->active_base, path);
-		/* Take back whatever part of the batch reached the file, so
-		 * the next batch starts at the published end. */
-		if (io_ftruncate(p->active_fd, pos) != 0)
-			fail_stop(p);
-		rc = mq_err(rc, "%s: write %zu bytes at byte %llu", path, size,
-			    (unsigned long long)pos);
-		goto unlock;
-	}
-
-	MQ_CRASH_POINT("append.after_write");
-	int64_t bmax = (int64_t)mq_ld64(buf + 48); /* max_timestamp */
-	if (pos == 0 || pos - st->last_index_pos >= cfg->index_interval_bytes) {
-		flush |= buffer_entry(p, base, p->active_base, pos, st->max_ts);
-		st->last_index_pos = pos;
-	}
-	if (bmax > st->max_ts)
-		st->max_ts = bmax;
-	if (bmax > st->seg_max_ts)
-		st->seg_max_ts = bmax;
-
-	state_publish_begin(st);
-	MQ_STORE_RELAXED(&st->seg_end_pos, pos + size);
-	MQ_STORE_RELAXED(&st->end_offset, base + n);
-	state_publish_end(st);
-	MQ_STORE_RELAXED(&st->total_bytes,
-			 MQ_LOAD_RELAXED(&st->total_bytes) + size);
-	st->appends++;
-	state_wake(st);
-	MQ_CRASH_POINT("append.after_publish");
-	unlock_append(p);
-
-	/* A roll is the moment a segment can start to age out: apply age
-	 * retention then, once per segment, without a background thread. */
-	if (rolled && cfg->retention_ms > 0)
-		(void)retention_maintain(p, mq_now_ms());
-	if (limited && p->t->db->on_watermark)
-		retention_watermark(p);
+	append_after(p, &post);
 	if (base_out)
 		*base_out = base;
-	if (sync == MQLOG_SYNC_ALWAYS) {
-		rc = sync_to(p, base + n);
-		if (rc)
-			return rc;
-	} else {
-		pthread_mutex_lock(&p->mu);
-		p->dirty = true;
-		if (sync == MQLOG_SYNC_INTERVAL)
-			p->interval = true;
-		pthread_mutex_unlock(&p->mu);
-		if (sync == MQLOG_SYNC_INTERVAL || cfg->sync == MQLOG_SYNC_INTERVAL)
-			mq_db_start_flusher(p->t->db);
-	}
-	/* After the sync: what is buffered for this batch can go now. */
-	if (flush)
+	pthread_mutex_lock(&p->mu);
+	p->dirty = true;
+	if (sync == MQLOG_SYNC_INTERVAL)
+		p->interval = true;
+	pthread_mutex_unlock(&p->mu);
+	if (sync == MQLOG_SYNC_INTERVAL || cfg->sync == MQLOG_SYNC_INTERVAL)
+		mq_db_start_flusher(p->t->db);
+	/* What is buffered can go once it is durable (the flusher or the
+	 * next sync writes the rest). */
+	if (post.flush)
 		(void)partition_flush_index(p);
 	return 0;
-
-unlock:
-	unlock_append(p);
-	return rc;
 }
 
 /* ======================================================================== */
@@ -1270,6 +1528,7 @@ int partition_open(struct mqlog_topic *t, uint32_t id, struct partition **out)
 	p->state_fd = -1;
 	p->active_fd = -1;
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->gc_mu, NULL);
 	if (asprintf(&p->dir, "%s/%u", t->dir, id) < 0) {
 		p->dir = NULL;
 		rc = mq_err(MQLOG_ENOMEM, "%s/%u", t->dir, id);
@@ -1314,6 +1573,7 @@ void partition_close(struct partition *p)
 	if (p->state_fd >= 0)
 		io_close(p->state_fd);
 	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->gc_mu);
 	free(p->bases);
 	free(p->dir);
 	free(p);

@@ -589,7 +589,7 @@ int topic_partition(struct mqlog_topic *t, uint32_t id, struct partition **out)
 int mqlog_append(mqlog_topic *t, uint32_t partition, const mqlog_msg *msgs,
 		 size_t count, int sync, uint64_t *base_offset)
 {
-	struct partition *p;
+	struct partition *p = NULL;
 	int rc;
 
 	if (!t)
@@ -624,7 +624,7 @@ int mqlog_topic_sync(mqlog_topic *t)
 int mqlog_partition_stat(mqlog_topic *t, uint32_t partition,
 			 mqlog_partition_info *info)
 {
-	struct partition *p;
+	struct partition *p = NULL;
 	int rc;
 
 	if (!t || !info)

@@ -402,6 +402,206 @@ START_TEST(test_group_commit)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Group commit: rolls, sync failures and limits inside a group             */
+/* ------------------------------------------------------------------------ */
+
+#define GX_THREADS 8
+#define GX_MAX 400
+
+struct gx_thread {
+	mqlog_topic *t;
+	int id;
+	int per;                  /* appends to try */
+	bool stop_on_error;       /* stop at the first failure */
+	int nok;                  /* acknowledged */
+	uint64_t off[GX_MAX];     /* their offsets */
+	int seq[GX_MAX];          /* and sequence numbers */
+	int nerr;                 /* failed appends */
+	int err;                  /* the last failure */
+	char msg[256];            /* and its message */
+};
+
+static void *gx_run(void *arg)
+{
+	struct gx_thread *g = arg;
+	char val[96];
+
+	for (int i = 0; i < g->per; i++) {
+		/* Lengths vary so that batches straddle segment ends. */
+		int pad = (g->id * 7 + i * 13) % 60;
+		snprintf(val, sizeof val, "X%d:%04d:%.*s", g->id, i, pad,
+			 "............................................................");
+		mqlog_msg m = h_msg(val, MQLOG_TIMESTAMP_NOW);
+		uint64_t off;
+		int rc = mqlog_append(g->t, 0, &m, 1, MQLOG_SYNC_ALWAYS, &off);
+		if (rc == 0) {
+			g->off[g->nok] = off;
+			g->seq[g->nok++] = i;
+			continue;
+		}
+		g->nerr++;
+		g->err = rc;
+		snprintf(g->msg, sizeof g->msg, "%s", mqlog_errmsg(NULL));
+		if (g->stop_on_error)
+			break;
+	}
+	return NULL;
+}
+
+static void gx_start(struct gx_thread *g, pthread_t *th, mqlog_topic *t,
+		     int per, bool stop)
+{
+	for (int i = 0; i < GX_THREADS; i++) {
+		memset(&g[i], 0, sizeof g[i]);
+		g[i].t = t;
+		g[i].id = i;
+		g[i].per = per;
+		g[i].stop_on_error = stop;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, gx_run, &g[i]), 0);
+	}
+	for (int i = 0; i < GX_THREADS; i++)
+		pthread_join(th[i], NULL);
+}
+
+/* Every acknowledged append of @g is in @t at its offset with its value. */
+static void gx_check_acked(mqlog_topic *t, const struct gx_thread *g)
+{
+	struct h_recs rs = { 0 };
+
+	h_read_all(t, 0, &rs);
+	for (int i = 0; i < GX_THREADS; i++) {
+		for (int k = 0; k < g[i].nok; k++) {
+			char want[16];
+			uint64_t o = g[i].off[k];
+			ck_assert_uint_lt(o, rs.n);
+			ck_assert_uint_eq(rs.r[o].off, o);
+			snprintf(want, sizeof want, "X%d:%04d:", i, g[i].seq[k]);
+			ck_assert_msg(!strncmp(rs.r[o].val, want, strlen(want)),
+				      "offset %llu holds %s, want %s",
+				      (unsigned long long)o, rs.r[o].val, want);
+		}
+	}
+	h_recs_free(&rs);
+}
+
+/* Groups that cross segment ends: offsets dense, every record where its
+ * append said, many segments, the index finds each offset, verify clean. */
+START_TEST(test_group_commit_rolls)
+{
+	mqlog *db = h_open(dbdir());
+	mqlog_topic_config c = h_cfg(1, 4096, MQLOG_SYNC_ALWAYS);
+	static struct gx_thread g[GX_THREADS];
+	pthread_t th[GX_THREADS];
+	static uint64_t bases[1024];
+	mqlog_topic *t;
+	mqlog_reader *r;
+	mqlog_record rec;
+
+	c.index_interval_bytes = 256;
+	h_create(db, "t", &c);
+	t = h_topic(db, "t");
+	gx_start(g, th, t, 150, true);
+	for (int i = 0; i < GX_THREADS; i++)
+		ck_assert_msg(g[i].nerr == 0, "thread %d: %s", i, g[i].msg);
+	ck_assert_uint_eq(h_info(t, 0).end_offset, GX_THREADS * 150);
+	gx_check_acked(t, g);
+	ck_assert_uint_gt(h_seg_list(dbdir(), "t", 0, bases, 1024), 20);
+	ck_assert_int_eq(mqlog_reader_open(t, 0, &r), 0);
+	for (uint64_t o = 0; o < GX_THREADS * 150; o += 37) {
+		ck_assert_int_eq(mqlog_reader_seek(r, o), 0);
+		ck_assert_int_eq(mqlog_reader_next(r, &rec), 1);
+		ck_assert_uint_eq(rec.offset, o);
+	}
+	mqlog_reader_close(r);
+	ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL), 0);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
+/* A failing fdatasync under a group: every member of that group gets the
+ * error with a message (none is acknowledged), the partition fail-stops,
+ * and after reopen every acknowledged record is there. */
+START_TEST(test_group_commit_sync_fault)
+{
+	mqlog *db = h_open(dbdir());
+	mqlog_topic_config c = h_cfg(1, 1 << 20, MQLOG_SYNC_ALWAYS);
+	static struct gx_thread g[GX_THREADS];
+	pthread_t th[GX_THREADS];
+	mqlog_topic *t;
+	int acked = 0;
+
+	h_create(db, "t", &c);
+	t = h_topic(db, "t");
+	io_fault_set(IO_OP_SYNC, 25, EIO, false);
+	gx_start(g, th, t, 200, true);
+	io_fault_clear();
+	for (int i = 0; i < GX_THREADS; i++) {
+		ck_assert_int_eq(g[i].nerr, 1);
+		ck_assert_msg(g[i].err == -EIO || g[i].err == MQLOG_EFAILED,
+			      "thread %d: %s", i, mqlog_errname(g[i].err));
+		ck_assert_msg(strstr(g[i].msg, "/0/"), "message: %s", g[i].msg);
+		acked += g[i].nok;
+	}
+	ck_assert_int_ge(acked, 24);
+	ck_assert_int_eq(h_info(t, 0).failed, 1);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+
+	db = h_open(dbdir());
+	t = h_topic(db, "t");
+	ck_assert_uint_ge(h_info(t, 0).end_offset, (uint64_t)acked);
+	gx_check_acked(t, g);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
+/* Limits apply to each member of a group as if it appended alone: under
+ * REJECT exactly max-messages appends succeed and the rest get EFULL with
+ * a message; under DROP_OLDEST all succeed and the newest N remain. */
+START_TEST(test_group_commit_limits)
+{
+	mqlog *db = h_open(dbdir());
+	mqlog_topic_config c = h_cfg(1, 1 << 20, MQLOG_SYNC_ALWAYS);
+	static struct gx_thread g[GX_THREADS];
+	pthread_t th[GX_THREADS];
+	mqlog_topic *t;
+	int ok = 0;
+
+	c.max_messages = 300;
+	c.full_policy = MQLOG_FULL_REJECT;
+	h_create(db, "rej", &c);
+	c.full_policy = MQLOG_FULL_DROP_OLDEST;
+	h_create(db, "drop", &c);
+
+	t = h_topic(db, "rej");
+	gx_start(g, th, t, 60, false);
+	for (int i = 0; i < GX_THREADS; i++) {
+		ok += g[i].nok;
+		if (g[i].nerr) {
+			ck_assert_int_eq(g[i].err, MQLOG_EFULL);
+			ck_assert_msg(strstr(g[i].msg, "max-messages"), "%s",
+				      g[i].msg);
+		}
+	}
+	ck_assert_int_eq(ok, 300);
+	ck_assert_uint_eq(h_info(t, 0).end_offset, 300);
+	gx_check_acked(t, g);
+	mqlog_topic_close(t);
+
+	t = h_topic(db, "drop");
+	gx_start(g, th, t, 60, false);
+	for (int i = 0; i < GX_THREADS; i++)
+		ck_assert_int_eq(g[i].nerr, 0);
+	ck_assert_uint_eq(h_info(t, 0).end_offset, GX_THREADS * 60);
+	ck_assert_uint_eq(h_info(t, 0).start_offset, GX_THREADS * 60 - 300);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
 static Suite *durability_suite(void)
 {
 	Suite *s = suite_create("durability");
@@ -420,6 +620,9 @@ static Suite *durability_suite(void)
 	tcase_add_checked_fixture(cc, fx_setup, fx_teardown);
 	tcase_set_timeout(cc, 60);
 	tcase_add_test(cc, test_group_commit);
+	tcase_add_test(cc, test_group_commit_rolls);
+	tcase_add_test(cc, test_group_commit_sync_fault);
+	tcase_add_test(cc, test_group_commit_limits);
 	suite_add_tcase(s, cc);
 	return s;
 }
