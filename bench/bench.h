@@ -78,6 +78,7 @@ enum opt_bit {
 	OPT_QUIET = 1u << 19,
 	OPT_SPIN = 1u << 20,
 	OPT_MAX_MESSAGES = 1u << 21,
+	OPT_WAIT_SPIN = 1u << 22,
 };
 
 /* What a --sweep varies. */
@@ -121,6 +122,7 @@ struct bench_opts {
 	uint64_t segments; /* recovery: segments of the open case */
 	uint64_t segment_bytes; /* topic roll size, 0 = the library default */
 	int64_t max_messages;	/* produce: topic record limit, 0 = none */
+	int64_t wait_spin_us;	/* mqlog_options.wait_spin_us, -1 = default */
 	const char *dir;	/* --dir, or NULL for a temporary directory */
 	bool json;		/* one JSON document on stdout */
 	bool csv;		/* CSV on stdout */

@@ -39,6 +39,8 @@ static int mq_open(const struct bench_opts *o, const char *dir, bool create,
 
 	mqlog_options_init(&opts);
 	opts.flags |= MQLOG_OPEN_CREATE;
+	if (o->wait_spin_us >= 0)
+		opts.wait_spin_us = (uint32_t)o->wait_spin_us;
 	rc = mqlog_open(dir, &opts, &c->db);
 	if (rc) {
 		fail(dir, rc);

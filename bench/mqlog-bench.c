@@ -36,7 +36,7 @@ static const char usage_text[] =
 	"       mqlog-bench consume  [same sizing options] [--consumers T] [--json]\n"
 	"       mqlog-bench e2e      [--size B] [--count N] [--rate R] [--json]\n"
 	"                            [sizing options] [--consumers T] [--processes]\n"
-	"                            [--spin]\n"
+	"                            [--spin] [--wait-spin US]\n"
 	"       mqlog-bench compare  [--size B] [--count N] [--batch K] [--sync ...]\n"
 	"                            [--partitions P] [--producers T] [--consumers T]\n"
 	"                            [--engines mqlog,file,lmdb,sqlite] [--json]\n"
@@ -121,7 +121,8 @@ static uint32_t allowed(enum bench_mode m)
 	case MODE_CONSUME:
 		return OPTS_PRODUCE | OPT_CONSUMERS;
 	case MODE_E2E:
-		return OPTS_PRODUCE | OPT_CONSUMERS | OPT_RATE | OPT_SPIN;
+		return OPTS_PRODUCE | OPT_CONSUMERS | OPT_RATE | OPT_SPIN |
+		       OPT_WAIT_SPIN;
 	case MODE_COMPARE:
 		return (OPTS_PRODUCE & ~OPT_PROCESSES) | OPT_CONSUMERS |
 		       OPT_ENGINES;
@@ -346,6 +347,7 @@ void parse_options(int argc, char **argv, int from, struct bench_opts *o,
 		{ "--quiet", OPT_QUIET, false },
 		{ "--spin", OPT_SPIN, false },
 		{ "--max-messages", OPT_MAX_MESSAGES, true },
+		{ "--wait-spin", OPT_WAIT_SPIN, true },
 	};
 
 	for (int i = from; i < argc; i++) {
@@ -455,6 +457,10 @@ void parse_options(int argc, char **argv, int from, struct bench_opts *o,
 			o->max_messages = (int64_t)parse_num(name, v, 1,
 							     INT64_MAX, false);
 			break;
+		case OPT_WAIT_SPIN:
+			o->wait_spin_us = (int64_t)parse_num(name, v, 0,
+							     1000000, false);
+			break;
 		case OPT_SPIN:
 			o->spin = true;
 			break;
@@ -471,6 +477,8 @@ static void finish_options(struct bench_opts *o)
 
 	if (!(g & OPT_SIZE))
 		o->size = o->mode == MODE_RECOVERY ? 1000 : 100;
+	if (!(g & OPT_WAIT_SPIN))
+		o->wait_spin_us = -1;
 	if (!(g & OPT_COUNT))
 		o->count = o->mode == MODE_E2E ? 200000 : 1000000;
 	if (!(g & OPT_BATCH))
@@ -575,6 +583,11 @@ void opts_to_argv(const struct bench_opts *o, struct argvb *b)
 	argvb_add(b, sync_name(o->sync));
 	if (o->spin)
 		argvb_add(b, "--spin");
+	if (o->wait_spin_us >= 0) {
+		snprintf(num, sizeof num, "%" PRId64, o->wait_spin_us);
+		argvb_add(b, "--wait-spin");
+		argvb_add(b, num);
+	}
 }
 
 /* ------------------------------------------------------------------------ */

@@ -195,6 +195,14 @@ typedef struct mqlog_options {
 	double watermark;           /* usage fraction for on_watermark; default 0.8 */
 	mqlog_watermark_fn on_watermark; /* NULL: none */
 	void *watermark_arg;        /* passed to on_watermark */
+	uint32_t wait_spin_us;      /* mqlog_reader_wait() and a consumer's poll
+				     * watch the log this long (µs) before they
+				     * sleep in the kernel: a record that
+				     * arrives meanwhile is seen in ~1 µs
+				     * rather than after a futex wake-up
+				     * (tens of µs at the tail).  Costs CPU
+				     * only while waiting.  Default 50; 0:
+				     * sleep at once */
 } mqlog_options;
 
 /* mqlog_options_init - fill @opts with the defaults (flags CREATE, 64 MiB map). */

@@ -724,6 +724,18 @@ static void wait_any(struct mqlog_consumer *c, int64_t until)
 			;
 		return;
 	}
+	/* Watch the words for a moment first (mqlog_options.wait_spin_us):
+	 * what arrives meanwhile is seen without a wake-up's latency. */
+	uint32_t *ws[FUTEX_WAITV_MAX], sv[FUTEX_WAITV_MAX];
+	for (size_t i = 0; i < n; i++) {
+		ws[i] = (uint32_t *)(uintptr_t)wv[i].uaddr;
+		sv[i] = (uint32_t)wv[i].val;
+	}
+	uint64_t spin = c->t->db->spin_ns;
+	if (until != INT64_MAX && spin > (uint64_t)(until - now) * 1000000u)
+		spin = (uint64_t)(until - now) * 1000000u;
+	if (state_spin(ws, sv, n, spin))
+		return;
 	for (size_t i = 0; i < n; i++)
 		__atomic_add_fetch(cnt[i], 1, __ATOMIC_SEQ_CST);
 	if (!c->waitv_missing) {

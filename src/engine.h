@@ -75,6 +75,12 @@ void state_wake(struct pstate *st);
 void state_wait(struct pstate *st, uint32_t seen, int timeout_ms);
 /* The same for any futex word of the shared state with its waiter count. */
 void state_wake_word(uint32_t *word, uint32_t *waiters);
+/*
+ * Watch the @n futex words @words for up to @ns nanoseconds, without a
+ * system call; true as soon as one differs from its @seen value.
+ */
+bool state_spin(uint32_t *const *words, const uint32_t *seen, size_t n,
+		uint64_t ns);
 void state_wait_word(uint32_t *word, uint32_t *waiters, uint32_t seen,
 		     int timeout_ms);
 
@@ -165,6 +171,7 @@ struct mqlog {
 	bool stopping;            /* ask the flusher to exit */
 	pthread_cond_t cond;      /* wakes the flusher on stop */
 	uint32_t maintenance_ms;  /* background retention period; 0: none */
+	uint64_t spin_ns;         /* waits spin this long before sleeping */
 	double watermark;         /* usage fraction that fires on_watermark */
 	void (*on_watermark)(void *arg, const char *topic, uint32_t partition,
 			     double usage);

@@ -141,6 +141,7 @@ void mqlog_options_init(mqlog_options *opts)
 	opts->watermark = 0.8;
 	opts->on_watermark = NULL;
 	opts->watermark_arg = NULL;
+	opts->wait_spin_us = 50;
 }
 
 /* ======================================================================== */
@@ -463,6 +464,7 @@ int mqlog_open(const char *path, const mqlog_options *opts, mqlog **out)
 	db->lock_fd = -1;
 	db->rdonly = rdonly;
 	db->maintenance_ms = opts->maintenance_ms;
+	db->spin_ns = (uint64_t)opts->wait_spin_us * 1000u;
 	db->watermark = opts->watermark > 0 ? opts->watermark : 0.8;
 	db->on_watermark = opts->on_watermark;
 	db->watermark_arg = opts->watermark_arg;

@@ -109,6 +109,37 @@ void state_wait_word(uint32_t *word, uint32_t *waiters, uint32_t seen,
 	__atomic_sub_fetch(waiters, 1, __ATOMIC_SEQ_CST);
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+bool state_spin(uint32_t *const *words, const uint32_t *seen, size_t n,
+		uint64_t ns)
+{
+	uint64_t t0 = 0;
+
+	if (!ns)
+		return false;
+	for (unsigned i = 0;; i++) {
+		for (size_t k = 0; k < n; k++)
+			if (__atomic_load_n(words[k], __ATOMIC_ACQUIRE) != seen[k])
+				return true;
+		cpu_relax();
+		if ((i & 63) == 0) {
+			uint64_t now = mq_mono_ns();
+			if (!t0)
+				t0 = now;
+			else if (now - t0 >= ns)
+				return false;
+		}
+	}
+}
+
 void state_wake(struct pstate *st)
 {
 	state_wake_word(&st->wake, &st->waiters);

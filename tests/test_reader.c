@@ -560,6 +560,54 @@ START_TEST(test_wait_woken_by_thread)
 }
 END_TEST
 
+/* mqlog_options.wait_spin_us: a wait spins at most as long as its
+ * timeout, a record appended while it spins ends the wait, and with 0 it
+ * sleeps at once and is still woken. */
+START_TEST(test_wait_spin)
+{
+	for (int round = 0; round < 2; round++) {
+		mqlog_options o;
+		mqlog *db;
+		mqlog_topic *t;
+		mqlog_reader *r;
+		mqlog_record rec;
+		double t0, el;
+
+		mqlog_options_init(&o);
+		ck_assert_uint_eq(o.wait_spin_us, 50);
+		o.wait_spin_us = round == 0 ? 2000000 : 0;
+		ck_assert_int_eq(mqlog_open(dbdir(), &o, &db), 0);
+		if (round == 0)
+			h_create(db, "t", NULL);
+		t = h_topic(db, "t");
+		r = open_reader(t, 0);
+		ck_assert_int_eq(mqlog_reader_seek(r, (uint64_t)round), 0);
+		t0 = h_mono_ms();
+		ck_assert_int_eq(mqlog_reader_wait(r, 30), MQLOG_ETIMEDOUT);
+		el = h_mono_ms() - t0;
+		ck_assert_msg(el >= 25 && el < 1000, "waited %.1f ms for 30",
+			      el);
+
+		struct delayed d = { t, 50, 0, -1 };
+		pthread_t th;
+		ck_assert_int_eq(pthread_create(&th, NULL, delayed_append, &d),
+				 0);
+		t0 = h_mono_ms();
+		ck_assert_int_eq(mqlog_reader_wait(r, 10000), 0);
+		el = h_mono_ms() - t0;
+		pthread_join(th, NULL);
+		ck_assert_int_eq(d.rc, 0);
+		ck_assert_msg(el >= 40 && el < 1500,
+			      "woken after %.1f ms (append at 50)", el);
+		ck_assert_int_eq(mqlog_reader_next(r, &rec), 1);
+		ck_assert_uint_eq(rec.offset, (uint64_t)round);
+		mqlog_reader_close(r);
+		mqlog_topic_close(t);
+		mqlog_close(db);
+	}
+}
+END_TEST
+
 struct child_report {
 	int wait_rc;   /* mqlog_reader_wait result */
 	int read_rc;   /* mqlog_reader_next result */
@@ -694,6 +742,7 @@ static Suite *reader_suite(void)
 	tcase_set_timeout(tw, 30);
 	tcase_add_test(tw, test_wait_timeout);
 	tcase_add_test(tw, test_wait_woken_by_thread);
+	tcase_add_test(tw, test_wait_spin);
 	tcase_add_test(tw, test_wait_woken_across_processes);
 	suite_add_tcase(s, tw);
 	return s;
