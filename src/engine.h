@@ -56,6 +56,11 @@ struct pstate {
 	uint64_t total_bytes;      /* bytes in all segments (retention by bytes) */
 	uint32_t space;            /* futex word: bumped when space is freed */
 	uint32_t space_waiters;    /* producers blocked on space */
+	uint32_t tail_trusted;     /* 1: no process closed the partition in this
+				    * epoch, so published positions below are
+				    * what the page cache holds (see
+				    * recover_locked) */
+	uint8_t boot_id[16];       /* the boot this epoch started in */
 };
 
 /* A consistent snapshot of the published position. */
@@ -71,6 +76,9 @@ void state_read_view(const struct pstate *st, struct pview *v);
 void state_publish_begin(struct pstate *st);
 void state_publish_end(struct pstate *st);
 void state_wake(struct pstate *st);
+/* This boot's identity (/proc/sys/kernel/random/boot_id); false when
+ * unknown. */
+bool state_boot_id(uint8_t out[16]);
 /* Wait until st->wake differs from @seen or @timeout_ms passes (-1: forever). */
 void state_wait(struct pstate *st, uint32_t seen, int timeout_ms);
 /* The same for any futex word of the shared state with its waiter count. */
@@ -142,6 +150,12 @@ typedef int (*scan_batch_fn)(void *arg, uint64_t pos, const uint8_t *batch,
  * @check_body), stopping at the first invalid batch or offset gap.  Emits
  * no errors: the result says where and why it stopped.
  */
+/* As segment_scan, checking bodies only of batches at @check_from and
+ * after (headers are always checked). */
+void segment_scan_from(const uint8_t *map, uint64_t start, uint64_t limit,
+		       uint64_t expect_offset, uint64_t check_from,
+		       int64_t max_ts, scan_batch_fn fn, void *arg,
+		       struct scan_result *res);
 void segment_scan(const uint8_t *map, uint64_t start, uint64_t limit,
 		  uint64_t expect_offset, bool check_body, int64_t max_ts,
 		  scan_batch_fn fn, void *arg, struct scan_result *res);
@@ -223,6 +237,9 @@ struct partition {
 	uint64_t prealloc_base;   /* segment that prealloc_end refers to */
 	uint64_t prealloc_end;    /* blocks reserved up to here (this process) */
 	bool above_watermark;     /* the watermark callback fired, not yet reset */
+	bool trust_valid;         /* for the next recovery: the page cache holds */
+	uint64_t trust_base;      /*   whole batches of segment trust_base up to */
+	uint64_t trust_end;       /*   byte trust_end (bodies need no check) */
 
 	pthread_mutex_t gc_mu;    /* group commit of sync-always appends: */
 	struct gc_req *gc_head;   /*   queued requests, oldest first */

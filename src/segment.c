@@ -188,6 +188,15 @@ void segment_scan(const uint8_t *map, uint64_t start, uint64_t limit,
 		  uint64_t expect_offset, bool check_body, int64_t max_ts,
 		  scan_batch_fn fn, void *arg, struct scan_result *res)
 {
+	segment_scan_from(map, start, limit, expect_offset,
+			  check_body ? 0 : UINT64_MAX, max_ts, fn, arg, res);
+}
+
+void segment_scan_from(const uint8_t *map, uint64_t start, uint64_t limit,
+		       uint64_t expect_offset, uint64_t check_from,
+		       int64_t max_ts, scan_batch_fn fn, void *arg,
+		       struct scan_result *res)
+{
 	uint64_t pos = start;
 	struct batch_hdr h;
 	const char *why = NULL;
@@ -202,7 +211,7 @@ void segment_scan(const uint8_t *map, uint64_t start, uint64_t limit,
 			rc = MQLOG_ECORRUPT;
 			why = "base offset does not continue the log";
 		}
-		if (!rc && check_body)
+		if (!rc && pos >= check_from)
 			rc = batch_check_body(map + pos, &h, &why);
 		if (rc) {
 			res->stop_rc = MQLOG_ECORRUPT;

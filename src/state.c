@@ -12,6 +12,8 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -107,6 +109,47 @@ void state_wait_word(uint32_t *word, uint32_t *waiters, uint32_t seen,
 	if (__atomic_load_n(word, __ATOMIC_SEQ_CST) == seen)
 		futex(word, FUTEX_WAIT, seen, tsp);
 	__atomic_sub_fetch(waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+static uint8_t boot_id[16];
+static bool boot_known;
+
+static void boot_read(void)
+{
+	char buf[64];
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	size_t k = 0;
+
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	/* 36 characters: hex digits and dashes. */
+	for (ssize_t i = 0; i < n && k < 32; i++) {
+		int c = buf[i], v;
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else
+			continue;
+		boot_id[k / 2] = (uint8_t)(boot_id[k / 2] << 4 | v);
+		k++;
+	}
+	boot_known = k == 32;
+}
+
+bool state_boot_id(uint8_t out[16])
+{
+	pthread_once(&boot_once, boot_read);
+	if (!boot_known)
+		return false;
+	memcpy(out, boot_id, sizeof boot_id);
+	return true;
 }
 
 static inline void cpu_relax(void)

@@ -5,9 +5,11 @@
  * indexes rebuilt identically, and recovery that is idempotent.
  */
 #include <signal.h>
+#include <stddef.h>
 #include <sys/wait.h>
 
 #include "battery.h"
+#include "engine.h"
 #include "internal.h"
 
 #define NB 7 /* batches in the torn-tail battery */
@@ -288,6 +290,105 @@ START_TEST(test_crash_without_close)
 		mqlog_topic_close(t);
 		mqlog_close(db);
 	}
+}
+END_TEST
+
+/* A writer killed with its last batch written whole but not yet published
+ * (NB_PUB batches before it); leaves the log in pristine(). */
+#define NB_PUB 12
+static void crash_unpublished(struct h_batch *b)
+{
+	pid_t pid;
+	int status = 0;
+	uint64_t end;
+
+	fx_rmtree(pristine());
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		mqlog *db = NULL;
+		mqlog_topic *t = NULL;
+		mqlog_topic_config c = h_cfg(1, 1 << 20, MQLOG_SYNC_NONE);
+		if (mqlog_open(pristine(), NULL, &db) != 0 ||
+		    mqlog_topic_create(db, "t", &c) != 0 ||
+		    mqlog_topic_open(db, "t", &t) != 0)
+			_exit(3);
+		io_crash_arm("append.after_write", NB_PUB + 1);
+		write_batches(t, NB_PUB + 1, 0);
+		_exit(4);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	ck_assert_uint_eq(h_walk(h_seg_path(pristine(), "t", 0, 0), b, 64, &end),
+			  NB_PUB + 1);
+}
+
+/*
+ * After a kill -9 in this boot, recovery trusts what the dead writer had
+ * published (whole writes in an intact page cache) and checks bodies only
+ * past it: the unpublished batch is kept when whole and cut when damaged.
+ * Damage below the published end cannot come from a crash; it is not cut
+ * away with the records after it but reported by readers (never returned)
+ * and by verify.  When the state comes from another boot (a power cut),
+ * every body is checked and such damage is cut as a torn tail.
+ */
+START_TEST(test_crash_tail_trust)
+{
+	struct h_batch b[64];
+	struct h_batch *u = &b[NB_PUB], *d = &b[5];
+	mqlog *db;
+	mqlog_topic *t;
+	mqlog_reader *r;
+	mqlog_record rec;
+	uint64_t n;
+	int rc;
+
+	crash_unpublished(b);
+	n = u->base + u->count;
+
+	/* whole: kept */
+	restore();
+	check_recovered(work(), n, u->pos + u->len);
+
+	/* damaged past the published end: cut */
+	restore();
+	ck_assert_int_eq(fx_flip_bit(h_seg_path(work(), "t", 0, 0),
+				     u->pos + H_BATCH_HDR + 2, 3),
+			 0);
+	check_recovered(work(), u->base, u->pos);
+
+	/* damaged below it: kept in place, never returned, reported */
+	restore();
+	ck_assert_int_eq(fx_flip_bit(h_seg_path(work(), "t", 0, 0),
+				     d->pos + H_BATCH_HDR + 2, 3),
+			 0);
+	db = h_open(work());
+	t = h_topic(db, "t");
+	ck_assert_uint_eq(h_info(t, 0).end_offset, n);
+	ck_assert_int_eq(mqlog_reader_open(t, 0, &r), 0);
+	for (uint64_t o = 0; o < d->base; o++) {
+		ck_assert_int_eq(mqlog_reader_next(r, &rec), 1);
+		ck_assert_uint_eq(rec.offset, o);
+	}
+	rc = mqlog_reader_next(r, &rec);
+	ck_assert_int_eq(rc, MQLOG_ECORRUPT);
+	H_ASSERT_MSG(db);
+	mqlog_reader_close(r);
+	ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL),
+			 MQLOG_ECORRUPT);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+
+	/* the same damage under a state of another boot: cut as torn */
+	restore();
+	ck_assert_int_eq(fx_flip_bit(h_seg_path(work(), "t", 0, 0),
+				     d->pos + H_BATCH_HDR + 2, 3),
+			 0);
+	ck_assert_int_eq(fx_flip_bit(fx_path("%s/topics/t/0/state", work()),
+				     offsetof(struct pstate, boot_id), 0),
+			 0);
+	check_recovered(work(), d->base, d->pos);
 }
 END_TEST
 
@@ -874,6 +975,7 @@ static Suite *recovery_suite(void)
 	tcase_add_test(tc, test_bitflip_last_batch);
 	tcase_add_test(tc, test_garbage_after_tail);
 	tcase_add_test(tc, test_crash_without_close);
+	tcase_add_test(tc, test_crash_tail_trust);
 	tcase_add_test(tc, test_torn_last_segment_of_many);
 	tcase_add_test(tc, test_sealed_corruption);
 	tcase_add_test(tc, test_recover_rebuilds_index);
