@@ -236,6 +236,9 @@ struct partition {
 	uint64_t truncated_at_open; /* torn-tail bytes this process removed */
 	uint64_t prealloc_base;   /* segment that prealloc_end refers to */
 	uint64_t prealloc_end;    /* blocks reserved up to here (this process) */
+	int wb_fd;                /* flusher's descriptor of segment wb_base, or -1 */
+	uint64_t wb_base;
+	uint64_t wb_done;         /* it started writeback below this position */
 	bool above_watermark;     /* the watermark callback fired, not yet reset */
 	bool trust_valid;         /* for the next recovery: the page cache holds */
 	uint64_t trust_base;      /*   whole batches of segment trust_base up to */
@@ -271,6 +274,7 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 int partition_append_encoded(struct partition *p, uint8_t *buf, size_t size,
 			     size_t n, int sync, uint64_t *base);
 int partition_sync(struct partition *p);
+void partition_writeback(struct partition *p);
 int partition_flush_index(struct partition *p);
 int partition_refresh_segments(struct partition *p);
 /* Find the segment containing @offset: floor of the known bases. */

@@ -92,6 +92,8 @@ int io_unlink(const char *path);
 int io_mkdir(const char *path, mode_t mode);
 int io_rmtree(const char *path);
 int io_file_size(int fd, uint64_t *size);
+/* Start writeback of [off, off+len) without waiting for it (best effort). */
+void io_writeback(int fd, uint64_t off, uint64_t len);
 /* Reserve blocks for [off, off+len) without changing the file size. */
 int io_preallocate(int fd, uint64_t off, uint64_t len);
 

@@ -488,6 +488,15 @@ int io_mkdir(const char *path, mode_t mode)
 	return rc;
 }
 
+void io_writeback(int fd, uint64_t off, uint64_t len)
+{
+	/* Only starts the writes: it promises nothing about durability, so
+	 * neither faults nor the recording backend care about it. */
+	if (len)
+		(void)sync_file_range(fd, (off_t)off, (off_t)len,
+				      SYNC_FILE_RANGE_WRITE);
+}
+
 int io_preallocate(int fd, uint64_t off, uint64_t len)
 {
 	int rc = fault_check(IO_OP_WRITE);

@@ -307,6 +307,7 @@ static void *flusher_main(void *arg)
 				if (!p)
 					continue;
 				pthread_mutex_lock(&p->mu);
+				bool wb = p->dirty;
 				bool due = p->dirty &&
 					   (t->meta.cfg.sync ==
 						    MQLOG_SYNC_INTERVAL ||
@@ -322,6 +323,8 @@ static void *flusher_main(void *arg)
 					(void)partition_sync(p);
 				else if (do_index)
 					(void)partition_flush_index(p);
+				if (wb && !due)
+					partition_writeback(p);
 			}
 		}
 	}
@@ -334,7 +337,8 @@ void mq_db_start_flusher(struct mqlog *db)
 	pthread_mutex_lock(&db->mu);
 	if (!db->flusher_running && !db->rdonly && !db->stopping) {
 		if (pthread_create(&db->flusher, NULL, flusher_main, db) == 0)
-			db->flusher_running = true;
+			__atomic_store_n(&db->flusher_running, true,
+					 __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&db->mu);
 }
@@ -404,7 +408,8 @@ static void stop_flusher(struct mqlog *db)
 		pthread_cond_broadcast(&db->cond);
 		pthread_mutex_unlock(&db->mu);
 		pthread_join(db->flusher, NULL);
-		db->flusher_running = false;
+		__atomic_store_n(&db->flusher_running, false,
+				 __ATOMIC_RELEASE);
 	}
 }
 

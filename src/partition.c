@@ -986,6 +986,43 @@ static int sync_to(struct partition *p, uint64_t target)
 	return 0;
 }
 
+/*
+ * Start writing back what was appended since the last call (flusher
+ * thread, every tick, for partitions that are not synced on every append).
+ * The roll that seals a segment syncs it under the append lock; with the
+ * pages already on their way, that sync waits for a tick's worth of data
+ * instead of the whole segment (half a second per GiB on this kind of
+ * disk), and the disk works while the producers do instead of after them.
+ * The page being filled is left alone: a write into a page under writeback
+ * can wait for it.  Only this thread touches wb_*.
+ */
+void partition_writeback(struct partition *p)
+{
+	struct pview v;
+	char path[MQ_PATH_MAX];
+
+	if (p->st_private || p->t->db->rdonly)
+		return;
+	state_read_view(p->st, &v);
+	if (p->wb_fd < 0 || p->wb_base != v.seg_base) {
+		if (p->wb_fd >= 0)
+			io_close(p->wb_fd);
+		partition_seg_path(p, v.seg_base, path);
+		p->wb_fd = io_open(path, O_RDONLY, 0);
+		if (p->wb_fd < 0) {
+			p->wb_fd = -1;
+			return;
+		}
+		p->wb_base = v.seg_base;
+		p->wb_done = 0;
+	}
+	uint64_t end = v.seg_end_pos & ~(uint64_t)4095;
+	if (end > p->wb_done) {
+		io_writeback(p->wb_fd, p->wb_done, end - p->wb_done);
+		p->wb_done = end;
+	}
+}
+
 int partition_sync(struct partition *p)
 {
 	struct pview v;
@@ -1428,7 +1465,10 @@ int partition_append_encoded(struct partition *p, uint8_t *buf, size_t size,
 	if (sync == MQLOG_SYNC_INTERVAL)
 		p->interval = true;
 	pthread_mutex_unlock(&p->mu);
-	if (sync == MQLOG_SYNC_INTERVAL || cfg->sync == MQLOG_SYNC_INTERVAL)
+	/* Interval syncs, and writeback of what the other policies leave
+	 * dirty (partition_writeback), happen in the flusher thread. */
+	if (MQ_UNLIKELY(!__atomic_load_n(&p->t->db->flusher_running,
+					 __ATOMIC_ACQUIRE)))
 		mq_db_start_flusher(p->t->db);
 	/* What is buffered can go once it is durable (the flusher or the
 	 * next sync writes the rest). */
@@ -1566,6 +1606,7 @@ int partition_open(struct mqlog_topic *t, uint32_t id, struct partition **out)
 	p->id = id;
 	p->state_fd = -1;
 	p->active_fd = -1;
+	p->wb_fd = -1;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->gc_mu, NULL);
 	if (asprintf(&p->dir, "%s/%u", t->dir, id) < 0) {
@@ -1606,6 +1647,8 @@ void partition_close(struct partition *p)
 		MQ_STORE(&p->st->tail_trusted, 0u);
 	}
 	close_active(p);
+	if (p->wb_fd >= 0)
+		io_close(p->wb_fd);
 	if (p->st) {
 		if (p->st_private)
 			free(p->st);
