@@ -1388,8 +1388,6 @@ static int append_grouped(struct partition *p, uint8_t *buf, size_t size,
 	ts = mq_mono_ns() - ts;
 	if (src)
 		snprintf(smsg, sizeof smsg, "%s", mqlog_errmsg(NULL));
-	if (post.flush)
-		(void)partition_flush_index(p);
 
 	for (r = group; r;) {
 		struct gc_req *next = r->next;
@@ -1411,6 +1409,9 @@ static int append_grouped(struct partition *p, uint8_t *buf, size_t size,
 	pthread_mutex_unlock(&p->gc_mu);
 	if (head) /* it stays queued until it takes the queue itself */
 		gc_post(&head->state, GC_LEAD);
+	/* Derived entries of what was just synced, once nobody waits. */
+	if (post.flush)
+		(void)partition_flush_index(p);
 finish:
 	if (me.rc == ADMIT_WAIT) {
 		/* A full topic under BLOCK: wait for space on our own. */
