@@ -602,6 +602,67 @@ START_TEST(test_group_commit_limits)
 }
 END_TEST
 
+struct gx_releaser {
+	mqlog_topic *t;
+	uint64_t target;  /* stop once the end reaches it */
+	int rc;
+};
+
+/* Plays the consumer: releases what was appended, a little at a time. */
+static void *gx_release(void *arg)
+{
+	struct gx_releaser *x = arg;
+	double t0 = h_mono_ms();
+
+	while (h_mono_ms() - t0 < 20000) {
+		struct mqlog_partition_info info;
+		x->rc = mqlog_partition_stat(x->t, 0, &info);
+		if (x->rc || info.end_offset >= x->target)
+			break;
+		if (info.end_offset - info.start_offset >= 50)
+			x->rc = mqlog_partition_release(x->t, 0,
+							info.start_offset + 25);
+		if (x->rc)
+			break;
+		h_sleep_ms(2);
+	}
+	return NULL;
+}
+
+/* Under BLOCK, members of a group that find the topic full wait for space
+ * on their own and go on when a consumer releases some: every append
+ * succeeds, in order per thread. */
+START_TEST(test_group_commit_block)
+{
+	mqlog *db = h_open(dbdir());
+	mqlog_topic_config c = h_cfg(1, 1 << 20, MQLOG_SYNC_ALWAYS);
+	static struct gx_thread g[GX_THREADS];
+	pthread_t th[GX_THREADS], rel;
+	struct gx_releaser x = { 0 };
+	mqlog_topic *t;
+
+	c.max_messages = 60;
+	c.full_policy = MQLOG_FULL_BLOCK;
+	c.full_block_ms = 15000;
+	h_create(db, "blk", &c);
+	t = h_topic(db, "blk");
+	x.t = t;
+	x.target = GX_THREADS * 30;
+	ck_assert_int_eq(pthread_create(&rel, NULL, gx_release, &x), 0);
+	gx_start(g, th, t, 30, false);
+	pthread_join(rel, NULL);
+	ck_assert_int_eq(x.rc, 0);
+	for (int i = 0; i < GX_THREADS; i++) {
+		ck_assert_msg(g[i].nerr == 0, "thread %d: %s", i, g[i].msg);
+		for (int k = 1; k < g[i].nok; k++)
+			ck_assert_uint_gt(g[i].off[k], g[i].off[k - 1]);
+	}
+	ck_assert_uint_eq(h_info(t, 0).end_offset, GX_THREADS * 30);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
 static Suite *durability_suite(void)
 {
 	Suite *s = suite_create("durability");
@@ -623,6 +684,7 @@ static Suite *durability_suite(void)
 	tcase_add_test(cc, test_group_commit_rolls);
 	tcase_add_test(cc, test_group_commit_sync_fault);
 	tcase_add_test(cc, test_group_commit_limits);
+	tcase_add_test(cc, test_group_commit_block);
 	suite_add_tcase(s, cc);
 	return s;
 }
