@@ -270,6 +270,11 @@ typedef struct mqlog_topic_config {
 	uint32_t max_record_bytes;     /* largest encoded record; default 1 MiB */
 	uint32_t index_interval_bytes; /* log bytes between index entries; default 4096 */
 	uint32_t full_block_ms;        /* BLOCK: longest wait for space; default 30000 */
+	int interest;                  /* 1: interest retention (work queue):
+					* records every registered consumer
+					* group committed past are freed; see
+					* mqlog_partition_interest().  0
+					* (default): off */
 } mqlog_topic_config;
 
 /* mqlog_topic_config_init - fill @cfg with the defaults listed above. */
@@ -350,6 +355,40 @@ typedef struct mqlog_partition_info {
 /* mqlog_partition_stat - live state of one partition.  Thread-safe. */
 MQLOG_API int mqlog_partition_stat(mqlog_topic *t, uint32_t partition,
 				   mqlog_partition_info *info);
+
+/*
+ * Interest retention (mqlog_topic_config.interest = 1).
+ *
+ * A consumer group is registered on a topic from its first join or commit
+ * until mqlog_group_delete() removes it.  The interest floor of a
+ * partition is the lowest committed offset over the registered groups (a
+ * group that never committed the partition holds it at the log start).
+ * The log start moves up to the floor, exactly, and whole segments below
+ * it are deleted: when a commit moves it (the commit of the group that
+ * held it), at every segment roll, and by mqlog_maintain().  With no group
+ * registered nothing is freed.  Records not yet committed by every group
+ * are never freed by interest retention; the topic's other limits
+ * (max_messages, retention_bytes, retention_ms) still apply, so set the
+ * REJECT or BLOCK policy to keep them from freeing unconsumed records.
+ * Across processes: every process applies the same rule to the groups in
+ * the shared index, and after a crash the start is recomputed from the
+ * durable committed offsets.
+ */
+typedef struct mqlog_interest_info {
+	size_t groups;           /* registered groups (0: nothing is freed) */
+	uint64_t floor;          /* lowest committed offset over them, clamped
+				  * to the log end; the log start when none */
+	char group[256];         /* the group at the floor ("" when none);
+				  * the one to delete if it is dead */
+} mqlog_interest_info;
+
+/*
+ * mqlog_partition_interest - the interest floor of @partition of @t and
+ * the group holding it, from the committed offsets (works whether or not
+ * the topic has interest retention on).  Changes nothing.  Thread-safe.
+ */
+MQLOG_API int mqlog_partition_interest(mqlog_topic *t, uint32_t partition,
+				       mqlog_interest_info *info);
 
 /* ------------------------------------------------------------------------ */
 /* Appending                                                                */
@@ -1146,6 +1185,20 @@ MQLOG_API int mqlog_group_reset_offsets_time(mqlog *db, const char *group,
 					     const char *topic,
 					     int64_t timestamp_ms,
 					     unsigned flags);
+
+/*
+ * mqlog_group_delete - remove @group from @topic: its committed offsets,
+ * its membership and its registration, so that it no longer holds records
+ * under interest retention (those all remaining groups committed past are
+ * freed before this returns).  Refused with MQLOG_EBUSY while the group
+ * has live members, unless @flags has MQLOG_RESET_FORCE: the members are
+ * then removed too (they see MQLOG_REBALANCE_LOST; a member that polls
+ * again joins afresh and registers the group again).  MQLOG_ENOENT when
+ * the group has no record on the topic.  Durable when it returns.
+ * Thread-safe.
+ */
+MQLOG_API int mqlog_group_delete(mqlog *db, const char *group,
+				 const char *topic, unsigned flags);
 
 /* ------------------------------------------------------------------------ */
 /* Inspection, verification and repair                                      */

@@ -31,6 +31,25 @@
 #define PSTATE_VERSION 1u
 #define PSTATE_FILE_SIZE 4096u
 
+/*
+ * One reader pin.  A slot is claimed by a compare-and-swap of pid from 0;
+ * the owner stores the base of the segment it maps before it opens the
+ * file, so a deleter that scans after the store sees it, and a deleter
+ * that scanned before makes the reader's open fail (the reader then
+ * reports the offset as removed, as it would be).  A slot whose process
+ * is gone (kill -9) is ignored and reclaimed.
+ */
+#define PSTATE_PINS 64
+#define PIN_NONE UINT64_MAX
+
+struct pstate_pin {
+	int32_t pid;          /* owner process; 0: free */
+	uint32_t pad;         /* zero */
+	uint64_t pid_start;   /* its start time (clock ticks since boot) */
+	uint64_t pidns;       /* inode of its pid namespace */
+	uint64_t seg;         /* base of the segment it reads; PIN_NONE */
+};
+
 struct pstate {
 	uint64_t magic;            /* PSTATE_MAGIC once initialised */
 	uint32_t version;          /* PSTATE_VERSION */
@@ -56,7 +75,16 @@ struct pstate {
 	uint64_t total_bytes;      /* bytes in all segments (retention by bytes) */
 	uint32_t space;            /* futex word: bumped when space is freed */
 	uint32_t space_waiters;    /* producers blocked on space */
+	/* Reader pins: the segment each live reader of any process has
+	 * mapped; retention unlinks no segment at or above the lowest live
+	 * pin (state_pin_*). */
+	uint32_t pins_claimed;     /* slots claimed (a hint: 0 skips the scan) */
+	uint32_t pad2;             /* zero */
+	struct pstate_pin pins[PSTATE_PINS];
 };
+
+_Static_assert(sizeof(struct pstate) <= PSTATE_FILE_SIZE,
+	       "the shared state must fit its file");
 
 /* A consistent snapshot of the published position. */
 struct pview {
@@ -77,6 +105,20 @@ void state_wait(struct pstate *st, uint32_t seen, int timeout_ms);
 void state_wake_word(uint32_t *word, uint32_t *waiters);
 void state_wait_word(uint32_t *word, uint32_t *waiters, uint32_t seen,
 		     int timeout_ms);
+
+/* Claim a pin slot for a reader of this process; -1 when all are taken
+ * by live readers (the reader then goes unpinned). */
+int state_pin_claim(struct pstate *st);
+/* Pin segment @seg (PIN_NONE: nothing) before mapping it. */
+void state_pin_set(struct pstate *st, int slot, uint64_t seg);
+void state_pin_release(struct pstate *st, int slot);
+/*
+ * state_pin_lowest - the lowest segment pinned by a live reader, or
+ * PIN_NONE.  Slots of processes that are gone are freed.  @check_pids
+ * false trusts every slot (no syscalls: for callers on the append path
+ * that checked recently).
+ */
+uint64_t state_pin_lowest(struct pstate *st, bool check_pids);
 
 /* atomics on fields of the shared mapping */
 #define MQ_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -214,6 +256,7 @@ struct partition {
 	uint64_t prealloc_base;   /* segment that prealloc_end refers to */
 	uint64_t prealloc_end;    /* blocks reserved up to here (this process) */
 	bool above_watermark;     /* the watermark callback fired, not yet reset */
+	uint64_t pins_checked_ns; /* last liveness check of reader pins */
 };
 
 /* Blocks are reserved ahead of the write position in windows of this many
@@ -278,6 +321,13 @@ uint64_t retention_recovered_start(const struct partition *p,
 int retention_maintain(struct partition *p, int64_t now_ms);
 /* Watermark check after an append (no lock held). */
 void retention_watermark(struct partition *p);
+/* Interest retention of one partition now: move the start to the interest
+ * floor and delete segments below it (takes the append lock). */
+int retention_interest(struct partition *p);
+/* After a group committed @offsets (NULL: unknown) of @parts: interest
+ * retention of those it may have freed records in.  No lock held. */
+int retention_interest_commit(struct mqlog_topic *t, const uint32_t *parts,
+			      const uint64_t *offsets, size_t n);
 
 /* topic.c */
 int topic_partition(struct mqlog_topic *t, uint32_t id, struct partition **out);

@@ -1115,6 +1115,8 @@ relock:
 	 * retention then, once per segment, without a background thread. */
 	if (rolled && cfg->retention_ms > 0)
 		(void)retention_maintain(p, mq_now_ms());
+	if (rolled && cfg->interest)
+		(void)retention_interest(p);
 	if (limited && p->t->db->on_watermark)
 		retention_watermark(p);
 	if (base_out)

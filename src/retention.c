@@ -15,9 +15,25 @@
  * durable in LMDB first, then the files are unlinked and the directory
  * fsynced.  A crash in between leaves files wholly below the persisted
  * start, which recovery deletes; it never leaves a hole that recovery could
- * mistake for corruption.  Unlinked files stay valid for readers that have
- * them mapped, so deletion never pulls memory from under a reader in any
- * process; such a reader gets MQLOG_ERANGE when it moves on.
+ * mistake for corruption.
+ *
+ * Readers.  Every reader of a writable directory pins the segment it has
+ * mapped in the shared state (state.c).  No segment at or above the lowest
+ * live pin is unlinked: the log start may still move past it (the count
+ * limit, interest, release: exact), but the file stays until the pin moves
+ * on, and the next deletion attempt (append, roll, commit, maintain)
+ * removes it.  The byte and age limits, which free whole segments, stop at
+ * a pinned segment without moving the start, so a reader inside it loses
+ * nothing; a byte limit may then be exceeded until the reader moves on.
+ * Liveness of the pin owners (pid and start time; kill -9 frees a pin) is
+ * checked at most every PIN_CHECK_NS per partition and process, so the
+ * append path makes no syscall for it.
+ *
+ * Interest retention (cfg.interest).  The start moves up to the lowest
+ * committed offset over the registered groups (index_interest_floor), in
+ * shared memory and lazily in LMDB; recovery recomputes it from the
+ * durable committed offsets, so a crash can only leave it lower than it
+ * was, never above a record some group has not committed.
  */
 #include "engine.h"
 
@@ -33,13 +49,44 @@ static const mqlog_topic_config *rcfg(const struct partition *p)
 	return &p->t->meta.cfg;
 }
 
+#define PIN_CHECK_NS 100000000ull /* 100 ms */
+
+/* The lowest segment a live reader pins (PIN_NONE: none); append lock held. */
+static uint64_t lowest_pin(struct partition *p)
+{
+	uint64_t now = mq_mono_ns();
+	bool check = now - p->pins_checked_ns >= PIN_CHECK_NS;
+
+	if (check)
+		p->pins_checked_ns = now;
+	return state_pin_lowest(p->st, check);
+}
+
+/* The interest floor clamped to @end; false when no group is registered
+ * (or the topic has no interest retention). */
+static bool interest_floor(const struct partition *p, uint64_t end,
+			   uint64_t *floor)
+{
+	struct interest_floor f;
+
+	if (!rcfg(p)->interest ||
+	    index_interest_floor(p->t->db->ix, p->t->meta.id, p->id, &f) != 0 ||
+	    f.groups == 0)
+		return false;
+	*floor = f.floor < end ? f.floor : end;
+	return true;
+}
+
 uint64_t retention_recovered_start(const struct partition *p,
 				   uint64_t persisted, uint64_t first_base,
 				   uint64_t end)
 {
 	const mqlog_topic_config *c = rcfg(p);
 	uint64_t start = persisted > first_base ? persisted : first_base;
+	uint64_t floor;
 
+	if (interest_floor(p, end, &floor) && floor > start)
+		start = floor;
 	if (c->full_policy == MQLOG_FULL_DROP_OLDEST && c->max_messages > 0 &&
 	    end > (uint64_t)c->max_messages &&
 	    end - (uint64_t)c->max_messages > start)
@@ -61,15 +108,24 @@ int retention_delete_below(struct partition *p, uint64_t start)
 	struct pstate *st = p->st;
 	struct part_meta pm = { 0 };
 	char path[MQ_PATH_MAX];
-	uint64_t *del = NULL, freed = 0;
+	uint64_t *del = NULL, freed = 0, pin = PIN_NONE;
 	size_t ndel = 0;
 	int rc = 0;
 
 	/* Sealed segments whose successor starts at or below the new start
-	 * hold nothing readable.  The active segment is never deleted. */
+	 * hold nothing readable.  The active segment is never deleted, nor
+	 * any segment at or above the lowest reader pin. */
+	pthread_mutex_lock(&p->mu);
+	bool any = p->nbases >= 2 && p->bases[1] <= start &&
+		   p->bases[0] < st->seg_base;
+	pthread_mutex_unlock(&p->mu);
+	if (!any)
+		return 0;
+	pin = lowest_pin(p);
 	pthread_mutex_lock(&p->mu);
 	for (size_t i = 0; i + 1 < p->nbases; i++) {
-		if (p->bases[i + 1] > start || p->bases[i] >= st->seg_base)
+		if (p->bases[i + 1] > start || p->bases[i] >= st->seg_base ||
+		    p->bases[i] >= pin)
 			break;
 		ndel = i + 1;
 	}
@@ -161,7 +217,8 @@ static int drop_for_bytes(struct partition *p, uint64_t limit, uint64_t need)
 
 	while (MQ_LOAD_RELAXED(&p->st->total_bytes) + need > limit &&
 	       oldest_sealed(p, &base, &next)) {
-		MQ_UNUSED(base);
+		if (base >= lowest_pin(p))
+			break; /* a reader is in it: over the limit for now */
 		if (next > MQ_LOAD_RELAXED(&p->st->start_offset))
 			partition_publish_start(p, next);
 		rc = retention_delete_below(p, next);
@@ -261,6 +318,33 @@ void retention_watermark(struct partition *p)
 	}
 }
 
+/*
+ * Move the start up to the interest floor; append lock held.  The new
+ * start goes to LMDB lazily: recovery recomputes the floor anyway, and the
+ * persisted start only keeps records freed before a group registered from
+ * coming back after a crash.
+ */
+static int interest_advance(struct partition *p)
+{
+	struct part_meta pm = { 0 };
+	uint64_t floor;
+
+	if (!interest_floor(p, p->st->end_offset, &floor) ||
+	    floor <= p->st->start_offset)
+		return 0;
+	partition_publish_start(p, floor);
+	(void)index_part_get(p->t->db->ix, p->t->meta.id, p->id, &pm);
+	if (pm.log_start < floor) {
+		pm.log_start = floor;
+		int rc = index_part_put_lazy(p->t->db->ix, p->t->meta.id,
+					     p->id, &pm);
+		if (rc)
+			return mq_err_wrap(rc, "%s: persist log start %llu",
+					   p->dir, (unsigned long long)floor);
+	}
+	return 0;
+}
+
 /* ======================================================================== */
 /* Entry points                                                             */
 /* ======================================================================== */
@@ -331,6 +415,8 @@ int retention_maintain(struct partition *p, int64_t now_ms)
 				break; /* unknown age: keep it */
 			if (max_ts >= now_ms - c->retention_ms)
 				break;
+			if (base >= lowest_pin(p))
+				break; /* a reader is in it: later */
 			if (next > p->st->start_offset)
 				partition_publish_start(p, next);
 			rc = retention_delete_below(p, next);
@@ -342,8 +428,48 @@ int retention_maintain(struct partition *p, int64_t now_ms)
 	    c->full_policy == MQLOG_FULL_DROP_OLDEST)
 		rc = drop_for_bytes(p, (uint64_t)c->retention_bytes, 0);
 	if (!rc)
+		rc = interest_advance(p);
+	if (!rc)
 		rc = retention_delete_below(p, p->st->start_offset);
 	partition_unlock(p);
+	return rc;
+}
+
+int retention_interest(struct partition *p)
+{
+	int rc;
+
+	if (!rcfg(p)->interest || p->t->db->rdonly || p->st_private)
+		return 0;
+	rc = partition_lock(p);
+	if (rc)
+		return rc;
+	rc = interest_advance(p);
+	if (!rc)
+		rc = retention_delete_below(p, p->st->start_offset);
+	partition_unlock(p);
+	return rc;
+}
+
+int retention_interest_commit(struct mqlog_topic *t, const uint32_t *parts,
+			      const uint64_t *offsets, size_t n)
+{
+	int rc = 0;
+
+	if (!t->meta.cfg.interest || t->db->rdonly)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct partition *p;
+		int r = topic_partition(t, parts[i], &p);
+		/* A commit at or below the start cannot free anything. */
+		if (!r && offsets &&
+		    offsets[i] <= MQ_LOAD_RELAXED(&p->st->start_offset))
+			continue;
+		if (!r)
+			r = retention_interest(p);
+		if (r && !rc)
+			rc = r;
+	}
 	return rc;
 }
 
@@ -368,7 +494,7 @@ int mqlog_maintain(mqlog *db, const char *topic)
 			break;
 		const mqlog_topic_config *c = &t->meta.cfg;
 		bool limited = c->retention_ms > 0 || c->retention_bytes > 0 ||
-			       c->max_messages > 0;
+			       c->max_messages > 0 || c->interest;
 		for (uint32_t pi = 0; limited && pi < c->partitions && !rc;
 		     pi++) {
 			struct partition *p;
@@ -380,4 +506,34 @@ int mqlog_maintain(mqlog *db, const char *topic)
 	}
 	mqlog_list_free(names, count);
 	return rc;
+}
+
+int mqlog_partition_interest(mqlog_topic *t, uint32_t partition,
+			     mqlog_interest_info *info)
+{
+	struct interest_floor f;
+	struct partition *p;
+	struct pview v;
+	int rc;
+
+	if (!t || !info)
+		return mq_err(MQLOG_EINVAL, "partition interest: NULL argument");
+	rc = topic_partition(t, partition, &p);
+	if (rc)
+		return rc;
+	rc = index_interest_floor(t->db->ix, t->meta.id, partition, &f);
+	if (rc)
+		return mq_err_wrap(rc, "%s: interest floor", p->dir);
+	state_read_view(p->st, &v);
+	memset(info, 0, sizeof *info);
+	info->groups = f.groups;
+	if (f.groups == 0) {
+		info->floor = v.start_offset;
+		return 0;
+	}
+	info->floor = f.floor < v.end_offset ? f.floor : v.end_offset;
+	_Static_assert(sizeof info->group >= sizeof f.group,
+		       "a group name fits mqlog_interest_info");
+	memcpy(info->group, f.group, sizeof f.group);
+	return 0;
 }
