@@ -408,7 +408,8 @@ MQLOG_API int mqlog_partition_interest(mqlog_topic *t, uint32_t partition,
  * retention_bytes, the topic's full policy decides: DROP_OLDEST moves the
  * log start (and deletes whole segments below it), REJECT returns
  * MQLOG_EFULL, BLOCK waits up to full_block_ms for mqlog_partition_release()
- * (from any process) and then returns MQLOG_EFULL.
+ * or, under interest retention, a group commit that frees records (from any
+ * process) and then returns MQLOG_EFULL.
  *
  * Errors (nothing is written on any of them): MQLOG_EINVAL (bad partition,
  * count 0), MQLOG_ETOOBIG (a record over max_record_bytes, named by index),
@@ -427,8 +428,9 @@ MQLOG_API int mqlog_append(mqlog_topic *t, uint32_t partition,
 /*
  * mqlog_partition_release - move the log start of @partition up to
  * @offset: records below it are never returned again, and segments wholly
- * below it are deleted (readers that have one mapped keep valid memory and
- * get MQLOG_ERANGE when they move on).  What Kafka calls DeleteRecords; with
+ * below it are deleted (a segment that a live reader of any process has
+ * mapped, or any later one, is deleted once the reader has moved on; the
+ * reader gets MQLOG_ERANGE for the released records).  What Kafka calls DeleteRecords; with
  * the REJECT and BLOCK policies it is how consumers make room, and producers
  * blocked on the partition are woken.  Durable when it returns.  An offset
  * at or below the start is a no-op; above the end, MQLOG_ERANGE.
@@ -766,6 +768,13 @@ MQLOG_API int mqlog_route_record(const mqlog_record *rec,
  * mqlog_reader_open - a cursor over @partition of @t, positioned at the
  * partition's start.  A reader is used by one thread at a time; many
  * readers may read one partition concurrently, in any process.
+ *
+ * While it is open, a reader of a writable directory pins the segment it
+ * reads (one of 64 slots per partition, shared by all processes; the pin
+ * moves when the reader changes segment and goes at close or when its
+ * process dies): retention deletes neither that segment nor any later one,
+ * and the byte and age limits stop before it, so a slow reader does not
+ * lose records to them.  Keep idle readers closed.
  */
 MQLOG_API int mqlog_reader_open(mqlog_topic *t, uint32_t partition,
 				mqlog_reader **out);
