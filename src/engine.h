@@ -257,6 +257,10 @@ struct partition {
 	uint64_t prealloc_end;    /* blocks reserved up to here (this process) */
 	bool above_watermark;     /* the watermark callback fired, not yet reset */
 	uint64_t pins_checked_ns; /* last liveness check of reader pins */
+	pthread_mutex_t del_mu;   /* one segment deleter at a time (in-process) */
+	bool reap;                /* atomic: segments below the start await the
+				   * background deleter */
+	bool reap_kick;           /* atomic: start the background thread */
 };
 
 /* Blocks are reserved ahead of the write position in windows of this many
@@ -310,8 +314,12 @@ enum admit {
 int retention_admit(struct partition *p, size_t n, size_t size);
 /* Wait (append lock not held) until space is freed or @deadline_ns. */
 void retention_wait(struct partition *p, uint32_t seen, uint64_t deadline_ns);
-/* Delete the sealed segments wholly below @start; append lock held. */
+/* Delete the sealed segments wholly below @start (append lock held or
+ * not: deleters in threads and processes may run concurrently). */
 int retention_delete_below(struct partition *p, uint64_t start);
+/* The background thread's part: delete what the count limit left below the
+ * start, when an append asked for it (p->reap).  No lock held. */
+int retention_reap(struct partition *p);
 /* The log start recovery must use: persisted start, first segment, and
  * the exact count limit of DROP_OLDEST. */
 uint64_t retention_recovered_start(const struct partition *p,

@@ -1505,12 +1505,36 @@ int index_part_put(struct index *ix, uint32_t tid, uint32_t part,
 	return ix_update(ix, true, ix_part_put_txn, &a);
 }
 
-int index_part_put_lazy(struct index *ix, uint32_t tid, uint32_t part,
-			const struct part_meta *m)
+/* Raise the stored log start to a->m->log_start inside the transaction:
+ * concurrent raisers (threads, processes) never move it down. */
+static int ix_part_raise_txn(struct index *ix, MDB_txn *txn, void *arg)
 {
-	struct ix_part_args a = { .tid = tid, .part = part, .m = m };
+	const struct ix_part_args *a = arg;
+	uint8_t key[IX_PART_PREFIX];
+	MDB_val k, v;
+	int rc;
 
-	return ix_update(ix, false, ix_part_put_txn, &a);
+	ix_part_key(key, a->tid, a->part);
+	k = ix_val(key, sizeof key);
+	rc = mdb_get(txn, ix->dbi[DB_PARTS], &k, &v);
+	if (rc == MDB_SUCCESS) {
+		if (!ix_val_ok(&v, IX_PART_VAL_SIZE))
+			return ix_corrupt(ix, DB_PARTS, "bad value");
+		if (mq_ld64((const uint8_t *)v.mv_data + 2) >= a->m->log_start)
+			return 0;
+	} else if (rc != MDB_NOTFOUND) {
+		return ix_fail(ix, rc, "partitions get %u/%u", a->tid, a->part);
+	}
+	return ix_part_put_txn(ix, txn, arg);
+}
+
+int index_part_raise_start(struct index *ix, uint32_t tid, uint32_t part,
+			   uint64_t start, bool durable)
+{
+	struct part_meta m = { .log_start = start };
+	struct ix_part_args a = { .tid = tid, .part = part, .m = &m };
+
+	return ix_update(ix, durable, ix_part_raise_txn, &a);
 }
 
 /* ======================================================================== */

@@ -359,10 +359,14 @@ int index_part_get(struct index *ix, uint32_t tid, uint32_t part,
 		   struct part_meta *m);
 int index_part_put(struct index *ix, uint32_t tid, uint32_t part,
 		   const struct part_meta *m);
-/* The same without forcing it to stable storage: it survives a process
- * crash, and the next durable write of any process carries it to disk. */
-int index_part_put_lazy(struct index *ix, uint32_t tid, uint32_t part,
-			const struct part_meta *m);
+/*
+ * index_part_raise_start - store @start as the partition's log start
+ * unless a higher one is stored, in one transaction (so concurrent callers
+ * never move it down).  Without @durable it survives a process crash, and
+ * the next durable write of any process carries it to disk.
+ */
+int index_part_raise_start(struct index *ix, uint32_t tid, uint32_t part,
+			   uint64_t start, bool durable);
 
 /*
  * index_write - add derived entries in one LMDB write transaction.  Any of

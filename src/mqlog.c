@@ -315,6 +315,9 @@ static void *flusher_main(void *arg)
 					(void)partition_sync(p);
 				else if (do_index)
 					(void)partition_flush_index(p);
+				/* Segments the count limit left below the
+				 * start (retention.c). */
+				(void)retention_reap(p);
 			}
 		}
 	}
@@ -324,10 +327,15 @@ static void *flusher_main(void *arg)
 
 void mq_db_start_flusher(struct mqlog *db)
 {
+	/* Lock-free when it runs already: appenders call this. */
+	if (__atomic_load_n(&db->flusher_running, __ATOMIC_ACQUIRE))
+		return;
 	pthread_mutex_lock(&db->mu);
-	if (!db->flusher_running && !db->rdonly && !db->stopping) {
+	if (!__atomic_load_n(&db->flusher_running, __ATOMIC_RELAXED) &&
+	    !db->rdonly && !db->stopping) {
 		if (pthread_create(&db->flusher, NULL, flusher_main, db) == 0)
-			db->flusher_running = true;
+			__atomic_store_n(&db->flusher_running, true,
+					 __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&db->mu);
 }
@@ -391,13 +399,14 @@ static int ensure_dir(const char *path, bool create)
 
 static void stop_flusher(struct mqlog *db)
 {
-	if (db->flusher_running) {
+	if (__atomic_load_n(&db->flusher_running, __ATOMIC_ACQUIRE)) {
 		pthread_mutex_lock(&db->mu);
 		db->stopping = true;
 		pthread_cond_broadcast(&db->cond);
 		pthread_mutex_unlock(&db->mu);
 		pthread_join(db->flusher, NULL);
-		db->flusher_running = false;
+		__atomic_store_n(&db->flusher_running, false,
+				 __ATOMIC_RELEASE);
 	}
 }
 

@@ -1104,8 +1104,8 @@ relock:
 	MQ_STORE_RELAXED(&st->seg_end_pos, pos + size);
 	MQ_STORE_RELAXED(&st->end_offset, base + n);
 	state_publish_end(st);
-	MQ_STORE_RELAXED(&st->total_bytes,
-			 MQ_LOAD_RELAXED(&st->total_bytes) + size);
+	/* Atomic: segment deletion subtracts without the append lock. */
+	__atomic_add_fetch(&st->total_bytes, size, __ATOMIC_RELAXED);
 	st->appends++;
 	state_wake(st);
 	MQ_CRASH_POINT("append.after_publish");
@@ -1117,6 +1117,10 @@ relock:
 		(void)retention_maintain(p, mq_now_ms());
 	if (rolled && cfg->interest)
 		(void)retention_interest(p);
+	if (limited && MQ_UNLIKELY(__atomic_load_n(&p->reap_kick,
+						  __ATOMIC_RELAXED)) &&
+	    __atomic_exchange_n(&p->reap_kick, false, __ATOMIC_ACQ_REL))
+		mq_db_start_flusher(p->t->db);
 	if (limited && p->t->db->on_watermark)
 		retention_watermark(p);
 	if (base_out)
@@ -1272,6 +1276,7 @@ int partition_open(struct mqlog_topic *t, uint32_t id, struct partition **out)
 	p->state_fd = -1;
 	p->active_fd = -1;
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->del_mu, NULL);
 	if (asprintf(&p->dir, "%s/%u", t->dir, id) < 0) {
 		p->dir = NULL;
 		rc = mq_err(MQLOG_ENOMEM, "%s/%u", t->dir, id);
@@ -1305,6 +1310,9 @@ void partition_close(struct partition *p)
 		    !MQ_LOAD(&p->st->deleted))
 			(void)sync_to(p, want);
 		(void)partition_flush_index(p);
+		/* Segments the background thread has not deleted yet. */
+		if (!MQ_LOAD(&p->st->deleted))
+			(void)retention_reap(p);
 	}
 	close_active(p);
 	if (p->st) {
@@ -1316,6 +1324,7 @@ void partition_close(struct partition *p)
 	if (p->state_fd >= 0)
 		io_close(p->state_fd);
 	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->del_mu);
 	free(p->bases);
 	free(p->dir);
 	free(p);

@@ -55,10 +55,10 @@ static const mqlog_topic_config *rcfg(const struct partition *p)
 static uint64_t lowest_pin(struct partition *p)
 {
 	uint64_t now = mq_mono_ns();
-	bool check = now - p->pins_checked_ns >= PIN_CHECK_NS;
+	bool check = now - MQ_LOAD_RELAXED(&p->pins_checked_ns) >= PIN_CHECK_NS;
 
 	if (check)
-		p->pins_checked_ns = now;
+		MQ_STORE_RELAXED(&p->pins_checked_ns, now);
 	return state_pin_lowest(p->st, check);
 }
 
@@ -106,10 +106,10 @@ static uint64_t seg_size(struct partition *p, uint64_t base)
 int retention_delete_below(struct partition *p, uint64_t start)
 {
 	struct pstate *st = p->st;
-	struct part_meta pm = { 0 };
 	char path[MQ_PATH_MAX];
 	uint64_t *del = NULL, freed = 0, pin = PIN_NONE;
-	size_t ndel = 0;
+	uint64_t seg_base = MQ_LOAD(&st->seg_base);
+	size_t ndel = 0, gone = 0;
 	int rc = 0;
 
 	/* Sealed segments whose successor starts at or below the new start
@@ -117,14 +117,17 @@ int retention_delete_below(struct partition *p, uint64_t start)
 	 * any segment at or above the lowest reader pin. */
 	pthread_mutex_lock(&p->mu);
 	bool any = p->nbases >= 2 && p->bases[1] <= start &&
-		   p->bases[0] < st->seg_base;
+		   p->bases[0] < seg_base;
 	pthread_mutex_unlock(&p->mu);
 	if (!any)
 		return 0;
+	/* One deleter per partition and process; other processes may
+	 * delete the same files: only our successful unlinks count. */
+	pthread_mutex_lock(&p->del_mu);
 	pin = lowest_pin(p);
 	pthread_mutex_lock(&p->mu);
 	for (size_t i = 0; i + 1 < p->nbases; i++) {
-		if (p->bases[i + 1] > start || p->bases[i] >= st->seg_base ||
+		if (p->bases[i + 1] > start || p->bases[i] >= seg_base ||
 		    p->bases[i] >= pin)
 			break;
 		ndel = i + 1;
@@ -136,20 +139,19 @@ int retention_delete_below(struct partition *p, uint64_t start)
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (ndel == 0)
-		return 0;
-	if (!del)
-		return mq_err(MQLOG_ENOMEM, "%s: retention", p->dir);
+		goto out;
+	if (!del) {
+		rc = mq_err(MQLOG_ENOMEM, "%s: retention", p->dir);
+		goto out;
+	}
 
 	/* 1. The start is durable before any file goes. */
-	(void)index_part_get(p->t->db->ix, p->t->meta.id, p->id, &pm);
-	if (pm.log_start < start) {
-		pm.log_start = start;
-		rc = index_part_put(p->t->db->ix, p->t->meta.id, p->id, &pm);
-		if (rc) {
-			mq_err_wrap(rc, "%s: persist log start %llu", p->dir,
-				    (unsigned long long)start);
-			goto out;
-		}
+	rc = index_part_raise_start(p->t->db->ix, p->t->meta.id, p->id, start,
+				    true);
+	if (rc) {
+		mq_err_wrap(rc, "%s: persist log start %llu", p->dir,
+			    (unsigned long long)start);
+		goto out;
 	}
 	MQ_CRASH_POINT("retention.after_persist");
 	/* 2. The files, oldest first, then the directory entry removals. */
@@ -162,11 +164,13 @@ int retention_delete_below(struct partition *p, uint64_t start)
 			ndel = i;
 			break;
 		}
+		if (rc == 0)
+			freed += sz;
 		rc = 0;
-		freed += sz;
+		gone = i + 1;
 		MQ_CRASH_POINT("retention.after_unlink");
 	}
-	if (ndel) {
+	if (gone) {
 		int r = io_fsync_dir(p->dir);
 		if (r && !rc)
 			rc = mq_err(r, "%s: fsync after deleting segments",
@@ -175,23 +179,55 @@ int retention_delete_below(struct partition *p, uint64_t start)
 	pthread_mutex_lock(&p->mu);
 	size_t keep = 0;
 	for (size_t i = 0; i < p->nbases; i++) {
-		bool gone = false;
-		for (size_t j = 0; j < ndel; j++)
-			gone |= p->bases[i] == del[j];
-		if (!gone)
+		bool drop = false;
+		for (size_t j = 0; j < gone; j++)
+			drop |= p->bases[i] == del[j];
+		if (!drop)
 			p->bases[keep++] = p->bases[i];
 	}
 	p->nbases = keep;
 	uint64_t first = p->nbases ? p->bases[0] : start;
 	pthread_mutex_unlock(&p->mu);
+	/* Appends add to the total concurrently: subtract atomically,
+	 * never below zero. */
 	uint64_t tb = MQ_LOAD_RELAXED(&st->total_bytes);
-	MQ_STORE_RELAXED(&st->total_bytes, tb > freed ? tb - freed : 0);
+	while (freed && !__atomic_compare_exchange_n(
+				&st->total_bytes, &tb,
+				tb > freed ? tb - freed : 0, false,
+				__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 	/* Entries of deleted segments are never used again. */
-	if (ndel)
+	if (gone)
 		(void)index_trim(p->t->db->ix, p->t->meta.id, p->id, first);
 out:
+	pthread_mutex_unlock(&p->del_mu);
 	free(del);
 	return rc;
+}
+
+/*
+ * The count limit moves the start on every append; the segments it leaves
+ * wholly below the start are deleted by the db's background thread, so
+ * that the appender pays neither the syncs nor the unlinks (append lock
+ * held here; cheap when there is nothing to delete).
+ */
+static void delete_later(struct partition *p, uint64_t start)
+{
+	pthread_mutex_lock(&p->mu);
+	bool any = p->nbases >= 2 && p->bases[1] <= start &&
+		   p->bases[0] < p->st->seg_base;
+	pthread_mutex_unlock(&p->mu);
+	if (!any || __atomic_exchange_n(&p->reap, true, __ATOMIC_ACQ_REL))
+		return;
+	/* The appender starts the thread once the append lock is gone. */
+	__atomic_store_n(&p->reap_kick, true, __ATOMIC_RELEASE);
+}
+
+int retention_reap(struct partition *p)
+{
+	if (!__atomic_exchange_n(&p->reap, false, __ATOMIC_ACQ_REL))
+		return 0;
+	return retention_delete_below(p, MQ_LOAD(&p->st->start_offset));
 }
 
 /* Oldest sealed segment's base and the base after it; false when none. */
@@ -255,9 +291,7 @@ int retention_admit(struct partition *p, size_t n, size_t size)
 			/* DROP_OLDEST: exactly the newest max remain. */
 			start = end + n - max;
 			partition_publish_start(p, start);
-			rc = retention_delete_below(p, start);
-			if (rc)
-				return rc;
+			delete_later(p, start);
 		}
 	}
 	if (c->retention_bytes > 0) {
@@ -326,22 +360,18 @@ void retention_watermark(struct partition *p)
  */
 static int interest_advance(struct partition *p)
 {
-	struct part_meta pm = { 0 };
 	uint64_t floor;
+	int rc;
 
 	if (!interest_floor(p, p->st->end_offset, &floor) ||
 	    floor <= p->st->start_offset)
 		return 0;
 	partition_publish_start(p, floor);
-	(void)index_part_get(p->t->db->ix, p->t->meta.id, p->id, &pm);
-	if (pm.log_start < floor) {
-		pm.log_start = floor;
-		int rc = index_part_put_lazy(p->t->db->ix, p->t->meta.id,
-					     p->id, &pm);
-		if (rc)
-			return mq_err_wrap(rc, "%s: persist log start %llu",
-					   p->dir, (unsigned long long)floor);
-	}
+	rc = index_part_raise_start(p->t->db->ix, p->t->meta.id, p->id, floor,
+				    false);
+	if (rc)
+		return mq_err_wrap(rc, "%s: persist log start %llu", p->dir,
+				   (unsigned long long)floor);
 	return 0;
 }
 
@@ -353,7 +383,6 @@ int mqlog_partition_release(mqlog_topic *t, uint32_t partition,
 			    uint64_t offset)
 {
 	struct partition *p;
-	struct part_meta pm = { 0 };
 	int rc;
 
 	if (!t)
@@ -376,14 +405,11 @@ int mqlog_partition_release(mqlog_topic *t, uint32_t partition,
 	if (offset <= p->st->start_offset)
 		goto out;
 	/* Durable first: after a crash the records stay released. */
-	(void)index_part_get(t->db->ix, t->meta.id, partition, &pm);
-	if (pm.log_start < offset) {
-		pm.log_start = offset;
-		rc = index_part_put(t->db->ix, t->meta.id, partition, &pm);
-		if (rc) {
-			mq_err_wrap(rc, "%s: release", p->dir);
-			goto out;
-		}
+	rc = index_part_raise_start(t->db->ix, t->meta.id, partition, offset,
+				    true);
+	if (rc) {
+		mq_err_wrap(rc, "%s: release", p->dir);
+		goto out;
 	}
 	partition_publish_start(p, offset);
 	rc = retention_delete_below(p, offset);

@@ -662,7 +662,11 @@ START_TEST(test_reader_in_other_process_keeps_segment)
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	close(go);
+	/* The next append hands the deletion to the background thread. */
 	ck_assert_int_eq(append_n(t, 1050, 1), 0);
+	for (int i = 0; i < 200 && h_exists(h_seg_path(fx_dir, TOPIC, 0, 0));
+	     i++)
+		h_sleep_ms(10);
 	ck_assert(!h_exists(h_seg_path(fx_dir, TOPIC, 0, 0)));
 	uint64_t base0;
 	(void)nsegs(&base0);
