@@ -406,7 +406,9 @@ MQLOG_API int mqlog_partition_interest(mqlog_topic *t, uint32_t partition,
  *
  * Limits: when the batch would take the partition past max_messages or
  * retention_bytes, the topic's full policy decides: DROP_OLDEST moves the
- * log start (and deletes whole segments below it), REJECT returns
+ * log start (and deletes whole segments below it: under max_messages the
+ * db's background thread does, within about 50 ms, or
+ * mqlog_maintain() or closing the topic), REJECT returns
  * MQLOG_EFULL, BLOCK waits up to full_block_ms for mqlog_partition_release()
  * or, under interest retention, a group commit that frees records (from any
  * process) and then returns MQLOG_EFULL.

@@ -29,6 +29,16 @@
  * checked at most every PIN_CHECK_NS per partition and process, so the
  * append path makes no syscall for it.
  *
+ * Who deletes.  Deletion takes no append lock (deleters in threads and
+ * processes may race: the start in LMDB is only ever raised, in one
+ * transaction, and only a successful unlink counts its bytes), so the
+ * costly part stays off the producers' path where it can: under the count
+ * limit the appender only flags the partition and the db's background
+ * thread deletes (retention_reap); after a commit under interest
+ * retention the committer deletes once the append lock is released.  The
+ * byte limit (which must make room before the append) and maintenance
+ * delete under the append lock.
+ *
  * Interest retention (cfg.interest).  The start moves up to the lowest
  * committed offset over the registered groups (index_interest_floor), in
  * shared memory and lazily in LMDB; recovery recomputes it from the
@@ -51,7 +61,7 @@ static const mqlog_topic_config *rcfg(const struct partition *p)
 
 #define PIN_CHECK_NS 100000000ull /* 100 ms */
 
-/* The lowest segment a live reader pins (PIN_NONE: none); append lock held. */
+/* The lowest segment a live reader pins (PIN_NONE: none). */
 static uint64_t lowest_pin(struct partition *p)
 {
 	uint64_t now = mq_mono_ns();
@@ -196,6 +206,9 @@ int retention_delete_below(struct partition *p, uint64_t start)
 				tb > freed ? tb - freed : 0, false,
 				__ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
+	/* Producers blocked on the byte limit, in any process. */
+	if (freed)
+		state_wake_word(&st->space, &st->space_waiters);
 	/* Entries of deleted segments are never used again. */
 	if (gone)
 		(void)index_trim(p->t->db->ix, p->t->meta.id, p->id, first);
@@ -471,9 +484,11 @@ int retention_interest(struct partition *p)
 	if (rc)
 		return rc;
 	rc = interest_advance(p);
-	if (!rc)
-		rc = retention_delete_below(p, p->st->start_offset);
 	partition_unlock(p);
+	/* The files go without the append lock: producers do not wait for
+	 * the syncs and unlinks; the committer pays them. */
+	if (!rc)
+		rc = retention_delete_below(p, MQ_LOAD(&p->st->start_offset));
 	return rc;
 }
 
