@@ -779,6 +779,89 @@ START_TEST(test_interest_across_processes)
 }
 END_TEST
 
+struct tail_reader {
+	mqlog_topic *t;     /* topic */
+	int stop;           /* atomic: the producer is done */
+	uint64_t records;   /* records read */
+	uint64_t ranges;    /* MQLOG_ERANGE seen (count limit overtook us) */
+};
+
+static void *tail_main(void *arg)
+{
+	struct tail_reader *tr = arg;
+	mqlog_reader *r;
+	mqlog_record rec;
+	char want[32];
+	uint64_t last = 0;
+	bool any = false;
+
+	ck_assert_int_eq(mqlog_reader_open(tr->t, 0, &r), 0);
+	for (;;) {
+		int rc = mqlog_reader_next(r, &rec);
+		if (rc == 1) {
+			snprintf(want, sizeof want, "v%llu",
+				 (unsigned long long)rec.offset);
+			ck_assert_uint_eq(rec.value.len, strlen(want));
+			ck_assert(memcmp(rec.value.data, want,
+					 rec.value.len) == 0);
+			ck_assert(!any || rec.offset > last);
+			last = rec.offset;
+			any = true;
+			tr->records++;
+			continue;
+		}
+		if (rc == MQLOG_ERANGE) {
+			tr->ranges++;
+			ck_assert_int_eq(mqlog_reader_seek(
+						 r, MQLOG_OFFSET_EARLIEST),
+					 0);
+			continue;
+		}
+		ck_assert_msg(rc == 0, "reader: %s", mqlog_errmsg(NULL));
+		if (__atomic_load_n(&tr->stop, __ATOMIC_ACQUIRE))
+			break;
+		(void)mqlog_reader_wait(r, 20);
+	}
+	mqlog_reader_close(r);
+	return NULL;
+}
+
+START_TEST(test_count_limit_with_tailing_reader)
+{
+	/* A producer far outruns a count limit while a reader tails the
+	 * partition and the background thread deletes segments: every
+	 * record the reader gets is intact and in order, it is only ever
+	 * told MQLOG_ERANGE (never given a damaged or missing record), and
+	 * afterwards exactly the newest N remain and the directory
+	 * verifies. */
+	mqlog *db = open_db();
+	mqlog_topic *t = make_topic(db, 0, 300, MQLOG_UNLIMITED,
+				    MQLOG_FULL_DROP_OLDEST);
+	struct tail_reader tr = { .t = t };
+	pthread_t th;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, tail_main, &tr), 0);
+	ck_assert_int_eq(append_n(t, 0, 20000), 0);
+	__atomic_store_n(&tr.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	ck_assert_uint_gt(tr.records, 0);
+	uint64_t first;
+	ck_assert_uint_eq(read_all(t, &first), 300);
+	ck_assert_uint_eq(first, 19700);
+	/* No segment is left wholly below the start. */
+	ck_assert_int_eq(mqlog_maintain(db, TOPIC), 0);
+	uint64_t bases[64];
+	size_t ns = h_seg_list(fx_dir, TOPIC, 0, bases, 64);
+	ck_assert_uint_ge(ns, 2);
+	ck_assert_uint_le(ns, 64);
+	ck_assert_uint_le(bases[0], 19700);
+	ck_assert_uint_gt(bases[1], 19700);
+	mqlog_topic_close(t);
+	ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL), 0);
+	mqlog_close(db);
+}
+END_TEST
+
 static Suite *interest_suite(void)
 {
 	Suite *s = suite_create("interest");
@@ -800,6 +883,7 @@ static Suite *interest_suite(void)
 	tcase_add_test(tc, test_killed_reader_releases_pin);
 	tcase_add_test(tc, test_bytes_limit_spares_reader);
 	tcase_add_test(tc, test_interest_across_processes);
+	tcase_add_test(tc, test_count_limit_with_tailing_reader);
 	suite_add_tcase(s, tc);
 	return s;
 }
