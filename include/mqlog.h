@@ -432,11 +432,11 @@ MQLOG_API int mqlog_append(mqlog_topic *t, uint32_t partition,
  * @offset: records below it are never returned again, and segments wholly
  * below it are deleted (a segment that a live reader of any process has
  * mapped, or any later one, is deleted once the reader has moved on; the
- * reader gets MQLOG_ERANGE for the released records).  What Kafka calls DeleteRecords; with
- * the REJECT and BLOCK policies it is how consumers make room, and producers
- * blocked on the partition are woken.  Durable when it returns.  An offset
- * at or below the start is a no-op; above the end, MQLOG_ERANGE.
- * Thread-safe.
+ * reader gets MQLOG_ERANGE for the released records).  What Kafka calls
+ * DeleteRecords; with the REJECT and BLOCK policies it is how consumers make
+ * room, and producers blocked on the partition are woken.  Durable when it
+ * returns.  An offset at or below the start is a no-op; above the end,
+ * MQLOG_ERANGE.  Thread-safe.
  */
 MQLOG_API int mqlog_partition_release(mqlog_topic *t, uint32_t partition,
 				      uint64_t offset);

@@ -1222,8 +1222,9 @@ int mqlog_group_delete(mqlog *db, const char *group, const char *topic,
 		return mq_err(MQLOG_EINVAL, "delete group '%s': topic is NULL",
 			      group);
 	if (flags & ~MQLOG_RESET_FORCE)
-		return mq_err(MQLOG_EINVAL, "delete group '%s': unknown flags "
-					    "%#x",
+		return mq_err(MQLOG_EINVAL,
+			      "delete group '%s': unknown flags "
+			      "%#x",
 			      group, flags);
 	if (db->rdonly)
 		return mq_err(MQLOG_ERDONLY,
@@ -1241,8 +1242,9 @@ int mqlog_group_delete(mqlog *db, const char *group, const char *topic,
 	rc = index_group_delete(db->ix, group, t->meta.id,
 				t->meta.cfg.partitions, delete_check, &a);
 	if (rc == MQLOG_ENOENT)
-		rc = mq_err(MQLOG_ENOENT, "delete group '%s': no record on "
-					  "topic '%s'",
+		rc = mq_err(MQLOG_ENOENT,
+			    "delete group '%s': no record on "
+			    "topic '%s'",
 			    group, topic);
 	if (rc)
 		goto out;

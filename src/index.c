@@ -2709,8 +2709,7 @@ int index_interest_floor(struct index *ix, uint32_t tid, uint32_t part,
 			if (gp.committed != GROUP_NO_OFFSET)
 				c = gp.committed;
 		} else if (rc != MDB_NOTFOUND) {
-			rc = ix_fail(ix, rc, "group '%s' offset get",
-				     names[i]);
+			rc = ix_fail(ix, rc, "group '%s' offset get", names[i]);
 			break;
 		}
 		rc = 0;
@@ -2730,12 +2729,12 @@ int index_interest_floor(struct index *ix, uint32_t tid, uint32_t part,
 }
 
 struct ix_gdel_args {
-	const char *group; /* group name */
-	uint32_t tid;	   /* topic id */
-	uint32_t nparts;   /* partitions of the topic */
+	const char *group;  /* group name */
+	uint32_t tid;	    /* topic id */
+	uint32_t nparts;    /* partitions of the topic */
 	group_txn_fn check; /* may refuse (an error) after seeing the group */
-	void *arg;	   /* its argument */
-	size_t deleted;	   /* records removed */
+	void *arg;	    /* its argument */
+	size_t deleted;	    /* records removed */
 };
 
 static int ix_group_delete_txn(struct index *ix, MDB_txn *txn, void *arg)
@@ -2779,8 +2778,8 @@ static int ix_group_delete_txn(struct index *ix, MDB_txn *txn, void *arg)
 				       ix_db_names[dbs[d]], a->group);
 	}
 	if (a->deleted == 0)
-		return mq_err(MQLOG_ENOENT, "group '%s': no record on the topic",
-			      a->group);
+		return mq_err(MQLOG_ENOENT,
+			      "group '%s': no record on the topic", a->group);
 	return 0;
 }
 

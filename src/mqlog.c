@@ -405,8 +405,7 @@ static void stop_flusher(struct mqlog *db)
 		pthread_cond_broadcast(&db->cond);
 		pthread_mutex_unlock(&db->mu);
 		pthread_join(db->flusher, NULL);
-		__atomic_store_n(&db->flusher_running, false,
-				 __ATOMIC_RELEASE);
+		__atomic_store_n(&db->flusher_running, false, __ATOMIC_RELEASE);
 	}
 }
 

@@ -1117,8 +1117,8 @@ relock:
 		(void)retention_maintain(p, mq_now_ms());
 	if (rolled && cfg->interest)
 		(void)retention_interest(p);
-	if (limited && MQ_UNLIKELY(__atomic_load_n(&p->reap_kick,
-						  __ATOMIC_RELAXED)) &&
+	if (limited &&
+	    MQ_UNLIKELY(__atomic_load_n(&p->reap_kick, __ATOMIC_RELAXED)) &&
 	    __atomic_exchange_n(&p->reap_kick, false, __ATOMIC_ACQ_REL))
 		mq_db_start_flusher(p->t->db);
 	if (limited && p->t->db->on_watermark)

@@ -201,10 +201,10 @@ int retention_delete_below(struct partition *p, uint64_t start)
 	/* Appends add to the total concurrently: subtract atomically,
 	 * never below zero. */
 	uint64_t tb = MQ_LOAD_RELAXED(&st->total_bytes);
-	while (freed && !__atomic_compare_exchange_n(
-				&st->total_bytes, &tb,
-				tb > freed ? tb - freed : 0, false,
-				__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	while (freed &&
+	       !__atomic_compare_exchange_n(&st->total_bytes, &tb,
+					    tb > freed ? tb - freed : 0, false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 	/* Producers blocked on the byte limit, in any process. */
 	if (freed)
@@ -558,7 +558,8 @@ int mqlog_partition_interest(mqlog_topic *t, uint32_t partition,
 	int rc;
 
 	if (!t || !info)
-		return mq_err(MQLOG_EINVAL, "partition interest: NULL argument");
+		return mq_err(MQLOG_EINVAL,
+			      "partition interest: NULL argument");
 	rc = topic_partition(t, partition, &p);
 	if (rc)
 		return rc;

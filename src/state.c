@@ -135,8 +135,8 @@ static bool pin_dead(const struct pstate_pin *slot, int32_t pid,
 	m.pid = pid;
 	m.pid_start = MQ_LOAD_RELAXED(&slot->pid_start);
 	m.pidns = MQ_LOAD_RELAXED(&slot->pidns);
-	m.boot = self->boot;		/* the state is rebuilt every boot */
-	m.lease_until = INT64_MAX;	/* only the process decides */
+	m.boot = self->boot;	   /* the state is rebuilt every boot */
+	m.lease_until = INT64_MAX; /* only the process decides */
 	return group_member_dead(&m, 0, self) != NULL;
 }
 
@@ -160,8 +160,8 @@ int state_pin_claim(struct pstate *st)
 	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 0; i < PSTATE_PINS; i++) {
 			struct pstate_pin *slot = &st->pins[i];
-			int32_t cur = __atomic_load_n(&slot->pid,
-						      __ATOMIC_SEQ_CST);
+			int32_t cur =
+				__atomic_load_n(&slot->pid, __ATOMIC_SEQ_CST);
 
 			/* Second pass: take over slots of dead processes. */
 			if (cur != 0 &&

@@ -269,9 +269,8 @@ START_TEST(test_group_delete_releases)
 	ck_assert_uint_eq(read_all(t, &first), 200);
 	ck_assert_uint_eq(first, 700);
 	/* Forced: the live member is removed and the group with it. */
-	ck_assert_int_eq(mqlog_group_delete(db, "live", TOPIC,
-					    MQLOG_RESET_FORCE),
-			 0);
+	ck_assert_int_eq(
+		mqlog_group_delete(db, "live", TOPIC, MQLOG_RESET_FORCE), 0);
 	mqlog_interest_info ii;
 	ck_assert_int_eq(mqlog_partition_interest(t, 0, &ii), 0);
 	ck_assert_uint_eq(ii.groups, 0);
@@ -449,9 +448,9 @@ START_TEST(test_kill9_commit_loop)
 	ck_assert_int_eq(mqlog_topic_open(db, TOPIC, &t), 0);
 	mqlog_group_info *gi = NULL;
 	ck_assert_int_eq(mqlog_group_describe(db, "g", TOPIC, &gi), 0);
-	uint64_t committed = gi->partitions[0].has_committed
-				     ? gi->partitions[0].committed
-				     : 0;
+	uint64_t committed = gi->partitions[0].has_committed ?
+				     gi->partitions[0].committed :
+				     0;
 	mqlog_group_info_free(gi, 1);
 	/* Dead member: the group may be deleted now. */
 	uint64_t first = 0, n = read_all(t, &first);
@@ -473,7 +472,7 @@ END_TEST
 
 struct committer {
 	mqlog_consumer *c; /* member that commits */
-	unsigned ms;       /* after this long */
+	unsigned ms;	   /* after this long */
 	uint64_t offset;   /* this offset */
 };
 
@@ -493,8 +492,8 @@ START_TEST(test_block_unblocks_on_commit_threads)
 	 * full partition waits until a consumer commits, which frees the
 	 * committed records, then appends. */
 	mqlog *db = open_db();
-	mqlog_topic *t = make_topic(db, 1, 5, MQLOG_UNLIMITED,
-				    MQLOG_FULL_BLOCK);
+	mqlog_topic *t =
+		make_topic(db, 1, 5, MQLOG_UNLIMITED, MQLOG_FULL_BLOCK);
 	pthread_t th;
 
 	ck_assert_int_eq(append_n(t, 0, 5), 0);
@@ -520,8 +519,8 @@ START_TEST(test_block_bytes_unblocks_on_commit)
 {
 	/* The same with a byte limit: the commit frees whole segments. */
 	mqlog *db = open_db();
-	mqlog_topic *t = make_topic(db, 1, MQLOG_UNLIMITED, 3 * 4096,
-				    MQLOG_FULL_BLOCK);
+	mqlog_topic *t =
+		make_topic(db, 1, MQLOG_UNLIMITED, 3 * 4096, MQLOG_FULL_BLOCK);
 	pthread_t th;
 	int n = 0;
 
@@ -554,8 +553,8 @@ START_TEST(test_block_unblocks_on_commit_process)
 	/* A producer blocked in one process is woken by a commit made by a
 	 * consumer in another process. */
 	mqlog *db = open_db();
-	mqlog_topic *t = make_topic(db, 1, 5, MQLOG_UNLIMITED,
-				    MQLOG_FULL_BLOCK);
+	mqlog_topic *t =
+		make_topic(db, 1, 5, MQLOG_UNLIMITED, MQLOG_FULL_BLOCK);
 	ck_assert_int_eq(append_n(t, 0, 5), 0);
 	mqlog_consumer *c = member(t, "g");
 
@@ -603,8 +602,8 @@ static void pinned_reader_child(int ready_fd, int go_fd)
 	char ch = 'r';
 
 	if (mqlog_open(fx_dir, NULL, &cdb) ||
-	    mqlog_topic_open(cdb, TOPIC, &ct) ||
-	    mqlog_reader_open(ct, 0, &r) || mqlog_reader_next(r, &rec) != 1)
+	    mqlog_topic_open(cdb, TOPIC, &ct) || mqlog_reader_open(ct, 0, &r) ||
+	    mqlog_reader_next(r, &rec) != 1)
 		_exit(2);
 	if (write(ready_fd, &ch, 1) != 1)
 		_exit(3);
@@ -644,8 +643,8 @@ START_TEST(test_reader_in_other_process_keeps_segment)
 	 * still moves the start exactly, but the file stays until the
 	 * reader closes; then the next append deletes it. */
 	mqlog *db = open_db();
-	mqlog_topic *t = make_topic(db, 0, 100, MQLOG_UNLIMITED,
-				    MQLOG_FULL_DROP_OLDEST);
+	mqlog_topic *t =
+		make_topic(db, 0, 100, MQLOG_UNLIMITED, MQLOG_FULL_DROP_OLDEST);
 	int go;
 	ck_assert_int_eq(append_n(t, 0, 50), 0);
 	pid_t pid = spawn_reader(&go);
@@ -682,8 +681,8 @@ START_TEST(test_killed_reader_releases_pin)
 	/* A reader process killed with SIGKILL leaves its pin behind; the
 	 * pin is recognised as dead and the segment goes. */
 	mqlog *db = open_db();
-	mqlog_topic *t = make_topic(db, 0, 100, MQLOG_UNLIMITED,
-				    MQLOG_FULL_DROP_OLDEST);
+	mqlog_topic *t =
+		make_topic(db, 0, 100, MQLOG_UNLIMITED, MQLOG_FULL_DROP_OLDEST);
 	int go;
 	ck_assert_int_eq(append_n(t, 0, 50), 0);
 	pid_t pid = spawn_reader(&go);
@@ -780,10 +779,10 @@ START_TEST(test_interest_across_processes)
 END_TEST
 
 struct tail_reader {
-	mqlog_topic *t;     /* topic */
-	int stop;           /* atomic: the producer is done */
-	uint64_t records;   /* records read */
-	uint64_t ranges;    /* MQLOG_ERANGE seen (count limit overtook us) */
+	mqlog_topic *t;	  /* topic */
+	int stop;	  /* atomic: the producer is done */
+	uint64_t records; /* records read */
+	uint64_t ranges;  /* MQLOG_ERANGE seen (count limit overtook us) */
 };
 
 static void *tail_main(void *arg)
@@ -802,8 +801,8 @@ static void *tail_main(void *arg)
 			snprintf(want, sizeof want, "v%llu",
 				 (unsigned long long)rec.offset);
 			ck_assert_uint_eq(rec.value.len, strlen(want));
-			ck_assert(memcmp(rec.value.data, want,
-					 rec.value.len) == 0);
+			ck_assert(memcmp(rec.value.data, want, rec.value.len) ==
+				  0);
 			ck_assert(!any || rec.offset > last);
 			last = rec.offset;
 			any = true;
@@ -812,9 +811,8 @@ static void *tail_main(void *arg)
 		}
 		if (rc == MQLOG_ERANGE) {
 			tr->ranges++;
-			ck_assert_int_eq(mqlog_reader_seek(
-						 r, MQLOG_OFFSET_EARLIEST),
-					 0);
+			ck_assert_int_eq(
+				mqlog_reader_seek(r, MQLOG_OFFSET_EARLIEST), 0);
 			continue;
 		}
 		ck_assert_msg(rc == 0, "reader: %s", mqlog_errmsg(NULL));
@@ -835,8 +833,8 @@ START_TEST(test_count_limit_with_tailing_reader)
 	 * afterwards exactly the newest N remain and the directory
 	 * verifies. */
 	mqlog *db = open_db();
-	mqlog_topic *t = make_topic(db, 0, 300, MQLOG_UNLIMITED,
-				    MQLOG_FULL_DROP_OLDEST);
+	mqlog_topic *t =
+		make_topic(db, 0, 300, MQLOG_UNLIMITED, MQLOG_FULL_DROP_OLDEST);
 	struct tail_reader tr = { .t = t };
 	pthread_t th;
 
