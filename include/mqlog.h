@@ -444,7 +444,9 @@ MQLOG_API int mqlog_partition_release(mqlog_topic *t, uint32_t partition,
 /*
  * mqlog_maintain - apply retention now to @topic (NULL: every topic):
  * delete sealed segments older than retention_ms or beyond
- * retention_bytes (DROP_OLDEST), and segments wholly below the log start.
+ * retention_bytes (DROP_OLDEST), move the start up to the interest floor
+ * (interest retention), and delete segments wholly below the log start
+ * that no live reader holds.
  * Appends apply the record and byte limits as they go, and the age limit
  * each time a segment rolls; this call (or the maintenance_ms thread)
  * applies age to partitions that stopped rolling.  Thread-safe.
