@@ -278,6 +278,11 @@ typedef struct mqlog_topic_config {
 	uint32_t max_record_bytes;     /* largest encoded record; default 1 MiB */
 	uint32_t index_interval_bytes; /* log bytes between index entries; default 4096 */
 	uint32_t full_block_ms;        /* BLOCK: longest wait for space; default 30000 */
+	int interest;                  /* 1: interest retention (work queue):
+					* records every registered consumer
+					* group committed past are freed; see
+					* mqlog_partition_interest().  0
+					* (default): off */
 } mqlog_topic_config;
 
 /* mqlog_topic_config_init - fill @cfg with the defaults listed above. */
@@ -359,6 +364,40 @@ typedef struct mqlog_partition_info {
 MQLOG_API int mqlog_partition_stat(mqlog_topic *t, uint32_t partition,
 				   mqlog_partition_info *info);
 
+/*
+ * Interest retention (mqlog_topic_config.interest = 1).
+ *
+ * A consumer group is registered on a topic from its first join or commit
+ * until mqlog_group_delete() removes it.  The interest floor of a
+ * partition is the lowest committed offset over the registered groups (a
+ * group that never committed the partition holds it at the log start).
+ * The log start moves up to the floor, exactly, and whole segments below
+ * it are deleted: when a commit moves it (the commit of the group that
+ * held it), at every segment roll, and by mqlog_maintain().  With no group
+ * registered nothing is freed.  Records not yet committed by every group
+ * are never freed by interest retention; the topic's other limits
+ * (max_messages, retention_bytes, retention_ms) still apply, so set the
+ * REJECT or BLOCK policy to keep them from freeing unconsumed records.
+ * Across processes: every process applies the same rule to the groups in
+ * the shared index, and after a crash the start is recomputed from the
+ * durable committed offsets.
+ */
+typedef struct mqlog_interest_info {
+	size_t groups;           /* registered groups (0: nothing is freed) */
+	uint64_t floor;          /* lowest committed offset over them, clamped
+				  * to the log end; the log start when none */
+	char group[256];         /* the group at the floor ("" when none);
+				  * the one to delete if it is dead */
+} mqlog_interest_info;
+
+/*
+ * mqlog_partition_interest - the interest floor of @partition of @t and
+ * the group holding it, from the committed offsets (works whether or not
+ * the topic has interest retention on).  Changes nothing.  Thread-safe.
+ */
+MQLOG_API int mqlog_partition_interest(mqlog_topic *t, uint32_t partition,
+				       mqlog_interest_info *info);
+
 /* ------------------------------------------------------------------------ */
 /* Appending                                                                */
 /* ------------------------------------------------------------------------ */
@@ -375,9 +414,12 @@ MQLOG_API int mqlog_partition_stat(mqlog_topic *t, uint32_t partition,
  *
  * Limits: when the batch would take the partition past max_messages or
  * retention_bytes, the topic's full policy decides: DROP_OLDEST moves the
- * log start (and deletes whole segments below it), REJECT returns
+ * log start (and deletes whole segments below it: under max_messages the
+ * db's background thread does, within about 50 ms, or
+ * mqlog_maintain() or closing the topic), REJECT returns
  * MQLOG_EFULL, BLOCK waits up to full_block_ms for mqlog_partition_release()
- * (from any process) and then returns MQLOG_EFULL.
+ * or, under interest retention, a group commit that frees records (from any
+ * process) and then returns MQLOG_EFULL.
  *
  * Errors (nothing is written on any of them): MQLOG_EINVAL (bad partition,
  * count 0), MQLOG_ETOOBIG (a record over max_record_bytes, named by index),
@@ -396,12 +438,13 @@ MQLOG_API int mqlog_append(mqlog_topic *t, uint32_t partition,
 /*
  * mqlog_partition_release - move the log start of @partition up to
  * @offset: records below it are never returned again, and segments wholly
- * below it are deleted (readers that have one mapped keep valid memory and
- * get MQLOG_ERANGE when they move on).  What Kafka calls DeleteRecords; with
- * the REJECT and BLOCK policies it is how consumers make room, and producers
- * blocked on the partition are woken.  Durable when it returns.  An offset
- * at or below the start is a no-op; above the end, MQLOG_ERANGE.
- * Thread-safe.
+ * below it are deleted (a segment that a live reader of any process has
+ * mapped, or any later one, is deleted once the reader has moved on; the
+ * reader gets MQLOG_ERANGE for the released records).  What Kafka calls
+ * DeleteRecords; with the REJECT and BLOCK policies it is how consumers make
+ * room, and producers blocked on the partition are woken.  Durable when it
+ * returns.  An offset at or below the start is a no-op; above the end,
+ * MQLOG_ERANGE.  Thread-safe.
  */
 MQLOG_API int mqlog_partition_release(mqlog_topic *t, uint32_t partition,
 				      uint64_t offset);
@@ -409,7 +452,9 @@ MQLOG_API int mqlog_partition_release(mqlog_topic *t, uint32_t partition,
 /*
  * mqlog_maintain - apply retention now to @topic (NULL: every topic):
  * delete sealed segments older than retention_ms or beyond
- * retention_bytes (DROP_OLDEST), and segments wholly below the log start.
+ * retention_bytes (DROP_OLDEST), move the start up to the interest floor
+ * (interest retention), and delete segments wholly below the log start
+ * that no live reader holds.
  * Appends apply the record and byte limits as they go, and the age limit
  * each time a segment rolls; this call (or the maintenance_ms thread)
  * applies age to partitions that stopped rolling.  Thread-safe.
@@ -735,6 +780,13 @@ MQLOG_API int mqlog_route_record(const mqlog_record *rec,
  * mqlog_reader_open - a cursor over @partition of @t, positioned at the
  * partition's start.  A reader is used by one thread at a time; many
  * readers may read one partition concurrently, in any process.
+ *
+ * While it is open, a reader of a writable directory pins the segment it
+ * reads (one of 64 slots per partition, shared by all processes; the pin
+ * moves when the reader changes segment and goes at close or when its
+ * process dies): retention deletes neither that segment nor any later one,
+ * and the byte and age limits stop before it, so a slow reader does not
+ * lose records to them.  Keep idle readers closed.
  */
 MQLOG_API int mqlog_reader_open(mqlog_topic *t, uint32_t partition,
 				mqlog_reader **out);
@@ -1154,6 +1206,20 @@ MQLOG_API int mqlog_group_reset_offsets_time(mqlog *db, const char *group,
 					     const char *topic,
 					     int64_t timestamp_ms,
 					     unsigned flags);
+
+/*
+ * mqlog_group_delete - remove @group from @topic: its committed offsets,
+ * its membership and its registration, so that it no longer holds records
+ * under interest retention (those all remaining groups committed past are
+ * freed before this returns).  Refused with MQLOG_EBUSY while the group
+ * has live members, unless @flags has MQLOG_RESET_FORCE: the members are
+ * then removed too (they see MQLOG_REBALANCE_LOST; a member that polls
+ * again joins afresh and registers the group again).  MQLOG_ENOENT when
+ * the group has no record on the topic.  Durable when it returns.
+ * Thread-safe.
+ */
+MQLOG_API int mqlog_group_delete(mqlog *db, const char *group,
+				 const char *topic, unsigned flags);
 
 /* ------------------------------------------------------------------------ */
 /* Inspection, verification and repair                                      */

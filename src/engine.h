@@ -31,6 +31,25 @@
 #define PSTATE_VERSION 1u
 #define PSTATE_FILE_SIZE 4096u
 
+/*
+ * One reader pin.  A slot is claimed by a compare-and-swap of pid from 0;
+ * the owner stores the base of the segment it maps before it opens the
+ * file, so a deleter that scans after the store sees it, and a deleter
+ * that scanned before makes the reader's open fail (the reader then
+ * reports the offset as removed, as it would be).  A slot whose process
+ * is gone (kill -9) is ignored and reclaimed.
+ */
+#define PSTATE_PINS 64
+#define PIN_NONE UINT64_MAX
+
+struct pstate_pin {
+	int32_t pid;          /* owner process; 0: free */
+	uint32_t pad;         /* zero */
+	uint64_t pid_start;   /* its start time (clock ticks since boot) */
+	uint64_t pidns;       /* inode of its pid namespace */
+	uint64_t seg;         /* base of the segment it reads; PIN_NONE */
+};
+
 struct pstate {
 	uint64_t magic;            /* PSTATE_MAGIC once initialised */
 	uint32_t version;          /* PSTATE_VERSION */
@@ -61,7 +80,16 @@ struct pstate {
 				    * what the page cache holds (see
 				    * recover_locked) */
 	uint8_t boot_id[16];       /* the boot this epoch started in */
+	/* Reader pins: the segment each live reader of any process has
+	 * mapped; retention unlinks no segment at or above the lowest live
+	 * pin (state_pin_*). */
+	uint32_t pins_claimed;     /* slots claimed (a hint: 0 skips the scan) */
+	uint32_t pad2;             /* zero */
+	struct pstate_pin pins[PSTATE_PINS];
 };
+
+_Static_assert(sizeof(struct pstate) <= PSTATE_FILE_SIZE,
+	       "the shared state must fit its file");
 
 /* A consistent snapshot of the published position. */
 struct pview {
@@ -91,6 +119,20 @@ bool state_spin(uint32_t *const *words, const uint32_t *seen, size_t n,
 		uint64_t ns);
 void state_wait_word(uint32_t *word, uint32_t *waiters, uint32_t seen,
 		     int timeout_ms);
+
+/* Claim a pin slot for a reader of this process; -1 when all are taken
+ * by live readers (the reader then goes unpinned). */
+int state_pin_claim(struct pstate *st);
+/* Pin segment @seg (PIN_NONE: nothing) before mapping it. */
+void state_pin_set(struct pstate *st, int slot, uint64_t seg);
+void state_pin_release(struct pstate *st, int slot);
+/*
+ * state_pin_lowest - the lowest segment pinned by a live reader, or
+ * PIN_NONE.  Slots of processes that are gone are freed.  @check_pids
+ * false trusts every slot (no syscalls: for callers on the append path
+ * that checked recently).
+ */
+uint64_t state_pin_lowest(struct pstate *st, bool check_pids);
 
 /* atomics on fields of the shared mapping */
 #define MQ_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -251,6 +293,11 @@ struct partition {
 	size_t gc_nq;             /*   requests queued */
 	size_t gc_last_n;         /*   requests in the last group */
 	uint64_t gc_sync_ns;      /*   average time of its syncs */
+	uint64_t pins_checked_ns; /* last liveness check of reader pins */
+	pthread_mutex_t del_mu;   /* one segment deleter at a time (in-process) */
+	bool reap;                /* atomic: segments below the start await the
+				   * background deleter */
+	bool reap_kick;           /* atomic: start the background thread */
 };
 
 /* Blocks are reserved ahead of the write position in windows of this many
@@ -305,8 +352,12 @@ enum admit {
 int retention_admit(struct partition *p, size_t n, size_t size);
 /* Wait (append lock not held) until space is freed or @deadline_ns. */
 void retention_wait(struct partition *p, uint32_t seen, uint64_t deadline_ns);
-/* Delete the sealed segments wholly below @start; append lock held. */
+/* Delete the sealed segments wholly below @start (append lock held or
+ * not: deleters in threads and processes may run concurrently). */
 int retention_delete_below(struct partition *p, uint64_t start);
+/* The background thread's part: delete what the count limit left below the
+ * start, when an append asked for it (p->reap).  No lock held. */
+int retention_reap(struct partition *p);
 /* The log start recovery must use: persisted start, first segment, and
  * the exact count limit of DROP_OLDEST. */
 uint64_t retention_recovered_start(const struct partition *p,
@@ -316,6 +367,13 @@ uint64_t retention_recovered_start(const struct partition *p,
 int retention_maintain(struct partition *p, int64_t now_ms);
 /* Watermark check after an append (no lock held). */
 void retention_watermark(struct partition *p);
+/* Interest retention of one partition now: move the start to the interest
+ * floor and delete segments below it (takes the append lock). */
+int retention_interest(struct partition *p);
+/* After a group committed @offsets (NULL: unknown) of @parts: interest
+ * retention of those it may have freed records in.  No lock held. */
+int retention_interest_commit(struct mqlog_topic *t, const uint32_t *parts,
+			      const uint64_t *offsets, size_t n);
 
 /* topic.c */
 int topic_partition(struct mqlog_topic *t, uint32_t id, struct partition **out);

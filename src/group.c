@@ -725,19 +725,39 @@ int group_op_sync(struct group_op *op)
 	return run(op, false, sync_txn);
 }
 
+/*
+ * Ops that commit offsets may free records under interest retention.  Best
+ * effort: the commit is durable either way, and the next commit, roll or
+ * mqlog_maintain() retries a failed deletion.
+ */
 int group_op_release(struct group_op *op)
 {
-	return run(op, true, release_txn);
+	int rc = run(op, true, release_txn);
+
+	if (!rc)
+		(void)retention_interest_commit(op->t, op->released, NULL,
+						op->nreleased);
+	return rc;
 }
 
 int group_op_leave(struct group_op *op)
 {
-	return run(op, true, leave_txn);
+	int rc = run(op, true, leave_txn);
+
+	if (!rc)
+		(void)retention_interest_commit(op->t, op->released, NULL,
+						op->nreleased);
+	return rc;
 }
 
 int group_op_commit(struct group_op *op)
 {
-	return run(op, true, commit_txn);
+	int rc = run(op, true, commit_txn);
+
+	if (!rc)
+		(void)retention_interest_commit(op->t, op->list, op->offsets,
+						op->nlist);
+	return rc;
 }
 
 int group_op_heartbeat(struct group_op *op)
@@ -1039,6 +1059,20 @@ static int reset_txn(struct group_snap *s, void *arg)
 	return 0;
 }
 
+/* Interest retention of every partition of @t (after a reset or delete). */
+static int interest_all(struct mqlog_topic *t)
+{
+	int rc = 0;
+
+	for (uint32_t p = 0; p < t->meta.cfg.partitions && t->meta.cfg.interest;
+	     p++) {
+		int r = retention_interest_commit(t, &p, NULL, 1);
+		if (r && !rc)
+			rc = r;
+	}
+	return rc;
+}
+
 static int reset(mqlog *db, const char *group, const char *topic, bool by_time,
 		 uint64_t offset, int64_t ts, unsigned flags)
 {
@@ -1115,6 +1149,7 @@ static int reset(mqlog *db, const char *group, const char *topic, bool by_time,
 		group_word_bump(&w);
 		group_word_close(&w);
 	}
+	(void)interest_all(t);
 out:
 	free(offs);
 	mqlog_topic_close(t);
@@ -1132,4 +1167,94 @@ int mqlog_group_reset_offsets_time(mqlog *db, const char *group,
 				   unsigned flags)
 {
 	return reset(db, group, topic, true, 0, timestamp_ms, flags);
+}
+
+/* ======================================================================== */
+/* Deleting a group                                                         */
+/* ======================================================================== */
+
+struct delete_args {
+	const char *group;	/* group name */
+	const char *topic;	/* topic name */
+	bool force;		/* remove live members */
+	struct group_self self; /* this process */
+	int64_t now;		/* CLOCK_MONOTONIC ms */
+	size_t members;		/* members removed */
+};
+
+static int delete_check(struct group_snap *s, void *arg)
+{
+	struct delete_args *a = arg;
+	size_t live = 0;
+	int32_t pid = 0;
+
+	for (size_t i = 0; i < s->nmembers; i++) {
+		if (!group_member_dead(&s->members[i], a->now, &a->self)) {
+			live++;
+			pid = s->members[i].pid;
+		}
+	}
+	a->members = s->nmembers;
+	if (live && !a->force)
+		return mq_err(MQLOG_EBUSY,
+			      "group '%s' on topic '%s' has %zu live member%s "
+			      "(pid %d%s): stop %s first, or force the delete",
+			      a->group, a->topic, live, live == 1 ? "" : "s",
+			      (int)pid, live > 1 ? ", ..." : "",
+			      live == 1 ? "it" : "them");
+	return 0;
+}
+
+int mqlog_group_delete(mqlog *db, const char *group, const char *topic,
+		       unsigned flags)
+{
+	struct mqlog_topic *t = NULL;
+	struct delete_args a;
+	struct group_word w;
+	int rc;
+
+	if (!db)
+		return mq_err(MQLOG_EINVAL, "delete group: db is NULL");
+	rc = group_check_name(group, "delete group");
+	if (rc)
+		return rc;
+	if (!topic)
+		return mq_err(MQLOG_EINVAL, "delete group '%s': topic is NULL",
+			      group);
+	if (flags & ~MQLOG_RESET_FORCE)
+		return mq_err(MQLOG_EINVAL,
+			      "delete group '%s': unknown flags "
+			      "%#x",
+			      group, flags);
+	if (db->rdonly)
+		return mq_err(MQLOG_ERDONLY,
+			      "delete group '%s': %s opened read-only", group,
+			      db->path);
+	rc = mqlog_topic_open(db, topic, &t);
+	if (rc)
+		return mq_err_wrap(rc, "delete group '%s'", group);
+	memset(&a, 0, sizeof a);
+	a.group = group;
+	a.topic = topic;
+	a.force = (flags & MQLOG_RESET_FORCE) != 0;
+	group_self_get(&a.self);
+	a.now = (int64_t)(mq_mono_ns() / 1000000u);
+	rc = index_group_delete(db->ix, group, t->meta.id,
+				t->meta.cfg.partitions, delete_check, &a);
+	if (rc == MQLOG_ENOENT)
+		rc = mq_err(MQLOG_ENOENT,
+			    "delete group '%s': no record on "
+			    "topic '%s'",
+			    group, topic);
+	if (rc)
+		goto out;
+	/* Members (live ones, when forced) find themselves removed. */
+	if (a.members && group_word_open(db, group, &w) == 0) {
+		group_word_bump(&w);
+		group_word_close(&w);
+	}
+	rc = interest_all(t);
+out:
+	mqlog_topic_close(t);
+	return rc;
 }

@@ -355,7 +355,8 @@ static bool ix_dec_seg(const MDB_val *k, const MDB_val *v, struct seg_meta *m)
  *    56     4  max_record_bytes
  *    60     4  index_interval_bytes
  *    64     4  full_block_ms
- *    68     4  checksum              CRC-32C of bytes [0, length - 4)
+ *    68     4  interest              (i32)
+ *    72     4  checksum              CRC-32C of bytes [0, length - 4)
  *
  * Fields are only ever appended, before the checksum, which always sits in
  * the last four bytes.  A decoder takes the fields that fit in length and
@@ -372,9 +373,10 @@ static bool ix_dec_seg(const MDB_val *k, const MDB_val *v, struct seg_meta *m)
 #define TOPIC_CONF_CSUM	   4u /* trailing CRC-32C */
 
 /* Field sizes in encoding order; the running sums are the valid lengths. */
-static const uint8_t topic_conf_fields[] = { 4, 4, 8, 4, 4, 8, 8, 8, 4, 4, 4, 4 };
+static const uint8_t topic_conf_fields[] = { 4, 4, 8, 4, 4, 8, 8, 8, 4, 4, 4, 4,
+					     4 /* interest */ };
 #define TOPIC_CONF_NFIELDS (sizeof topic_conf_fields)
-#define TOPIC_CONF_BODY	   64u /* sum of topic_conf_fields */
+#define TOPIC_CONF_BODY	   68u /* sum of topic_conf_fields */
 #define TOPIC_CONF_SIZE	   (TOPIC_CONF_HDR + TOPIC_CONF_BODY + TOPIC_CONF_CSUM)
 
 _Static_assert(TOPIC_CONF_SIZE <= TOPIC_CONF_ENCODED_MAX,
@@ -415,6 +417,7 @@ size_t topic_conf_encode(const struct topic_meta *m,
 	mq_st32(p + 52, c->max_record_bytes);
 	mq_st32(p + 56, c->index_interval_bytes);
 	mq_st32(p + 60, c->full_block_ms);
+	mq_st32(p + 64, (uint32_t)(int32_t)c->interest);
 	p += TOPIC_CONF_BODY;
 	mq_st32(p, ix_crc32c(out, (size_t)(p - out)));
 	return TOPIC_CONF_SIZE;
@@ -492,6 +495,8 @@ static int topic_conf_parse(const void *buf, size_t len, struct topic_meta *m,
 		t.cfg.index_interval_bytes = mq_ld32(p + 56);
 	if (i > 11)
 		t.cfg.full_block_ms = mq_ld32(p + 60);
+	if (i > 12)
+		t.cfg.interest = (int32_t)mq_ld32(p + 64);
 	*m = t;
 	return 0;
 }
@@ -1498,6 +1503,38 @@ int index_part_put(struct index *ix, uint32_t tid, uint32_t part,
 	struct ix_part_args a = { .tid = tid, .part = part, .m = m };
 
 	return ix_update(ix, true, ix_part_put_txn, &a);
+}
+
+/* Raise the stored log start to a->m->log_start inside the transaction:
+ * concurrent raisers (threads, processes) never move it down. */
+static int ix_part_raise_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	const struct ix_part_args *a = arg;
+	uint8_t key[IX_PART_PREFIX];
+	MDB_val k, v;
+	int rc;
+
+	ix_part_key(key, a->tid, a->part);
+	k = ix_val(key, sizeof key);
+	rc = mdb_get(txn, ix->dbi[DB_PARTS], &k, &v);
+	if (rc == MDB_SUCCESS) {
+		if (!ix_val_ok(&v, IX_PART_VAL_SIZE))
+			return ix_corrupt(ix, DB_PARTS, "bad value");
+		if (mq_ld64((const uint8_t *)v.mv_data + 2) >= a->m->log_start)
+			return 0;
+	} else if (rc != MDB_NOTFOUND) {
+		return ix_fail(ix, rc, "partitions get %u/%u", a->tid, a->part);
+	}
+	return ix_part_put_txn(ix, txn, arg);
+}
+
+int index_part_raise_start(struct index *ix, uint32_t tid, uint32_t part,
+			   uint64_t start, bool durable)
+{
+	struct part_meta m = { .log_start = start };
+	struct ix_part_args a = { .tid = tid, .part = part, .m = &m };
+
+	return ix_update(ix, durable, ix_part_raise_txn, &a);
 }
 
 /* ======================================================================== */
@@ -2585,4 +2622,180 @@ static int ix_group_drop_topic(struct index *ix, MDB_txn *txn, uint32_t tid)
 				       ix_db_names[dbs[d]], tid);
 	}
 	return 0;
+}
+
+/* ======================================================================== */
+/* Interest retention: the groups registered on a topic                     */
+/* ======================================================================== */
+
+/* The distinct group names with a record of topic @tid in @db, appended to
+ * *names (a growing array of GROUP_NAME_MAX + 1 byte slots). */
+static int ix_interest_names(struct index *ix, MDB_txn *txn, enum ix_db db,
+			     uint32_t tid, char (**names)[GROUP_NAME_MAX + 1],
+			     size_t *n, size_t *cap)
+{
+	struct group_ref ref;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t rest;
+	int rc;
+
+	rc = mdb_cursor_open(txn, ix->dbi[db], &cur);
+	if (rc)
+		return ix_fail(ix, rc, "%s cursor", ix_db_names[db]);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		bool seen = false;
+
+		if (!ix_group_split(&k, &ref, &rest) || ref.tid != tid)
+			continue;
+		for (size_t i = *n; i > 0 && !seen; i--)
+			seen = strcmp((*names)[i - 1], ref.name) == 0;
+		if (seen)
+			continue;
+		if (*n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 8;
+			char(*nn)[GROUP_NAME_MAX + 1] =
+				realloc(*names, ncap * sizeof **names);
+			if (!nn) {
+				mdb_cursor_close(cur);
+				return mq_err(MQLOG_ENOMEM, "interest groups");
+			}
+			*names = nn;
+			*cap = ncap;
+		}
+		memcpy((*names)[(*n)++], ref.name, sizeof ref.name);
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+		return ix_fail(ix, rc, "%s walk", ix_db_names[db]);
+	return 0;
+}
+
+int index_interest_floor(struct index *ix, uint32_t tid, uint32_t part,
+			 struct interest_floor *out)
+{
+	char(*names)[GROUP_NAME_MAX + 1] = NULL;
+	uint8_t key[IX_GROUP_PREFIX_MAX + 4];
+	size_t n = 0, cap = 0;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	out->floor = GROUP_NO_OFFSET;
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	rc = ix_interest_names(ix, txn, DB_GROUP_MEMBERS, tid, &names, &n,
+			       &cap);
+	if (!rc)
+		rc = ix_interest_names(ix, txn, DB_GROUP_OFFSETS, tid, &names,
+				       &n, &cap);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct group_part gp;
+		uint64_t c = 0; /* never committed: holds everything */
+		size_t plen = ix_group_prefix(key, names[i], tid);
+
+		mq_be32(key + plen, part);
+		k = ix_val(key, plen + 4);
+		rc = mdb_get(txn, ix->dbi[DB_GROUP_OFFSETS], &k, &v);
+		if (rc == MDB_SUCCESS) {
+			if (!ix_dec_gpart(&v, &gp)) {
+				rc = ix_corrupt(ix, DB_GROUP_OFFSETS,
+						"bad entry");
+				break;
+			}
+			if (gp.committed != GROUP_NO_OFFSET)
+				c = gp.committed;
+		} else if (rc != MDB_NOTFOUND) {
+			rc = ix_fail(ix, rc, "group '%s' offset get", names[i]);
+			break;
+		}
+		rc = 0;
+		/* Ties go to the first name in sort order: stable output. */
+		if (c < out->floor ||
+		    (c == out->floor && strcmp(names[i], out->group) < 0)) {
+			out->floor = c;
+			memcpy(out->group, names[i], sizeof out->group);
+		}
+		out->groups++;
+	}
+	ix_read_end(ix, txn);
+	free(names);
+	if (rc)
+		memset(out, 0, sizeof *out);
+	return rc;
+}
+
+struct ix_gdel_args {
+	const char *group;  /* group name */
+	uint32_t tid;	    /* topic id */
+	uint32_t nparts;    /* partitions of the topic */
+	group_txn_fn check; /* may refuse (an error) after seeing the group */
+	void *arg;	    /* its argument */
+	size_t deleted;	    /* records removed */
+};
+
+static int ix_group_delete_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	static const enum ix_db dbs[] = { DB_GROUP_MEMBERS, DB_GROUP_OFFSETS };
+	struct ix_gdel_args *a = arg;
+	uint8_t key[IX_GROUP_PREFIX_MAX + 8];
+	size_t plen = ix_group_prefix(key, a->group, a->tid);
+	struct group_snap s;
+	int rc;
+
+	a->deleted = 0;
+	rc = ix_group_load(ix, txn, a->group, a->tid, a->nparts, &s);
+	if (rc)
+		return rc;
+	rc = a->check(&s, a->arg);
+	group_snap_free(&s);
+	if (rc)
+		return rc;
+	for (size_t d = 0; d < sizeof dbs / sizeof dbs[0]; d++) {
+		MDB_cursor *cur;
+		MDB_val k, v;
+
+		rc = mdb_cursor_open(txn, ix->dbi[dbs[d]], &cur);
+		if (rc)
+			return ix_fail(ix, rc, "%s cursor",
+				       ix_db_names[dbs[d]]);
+		for (;;) {
+			k = ix_val(key, plen);
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			if (rc != MDB_SUCCESS || !ix_has_prefix(&k, key, plen))
+				break;
+			rc = mdb_cursor_del(cur, 0);
+			if (rc)
+				break;
+			a->deleted++;
+		}
+		mdb_cursor_close(cur);
+		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+			return ix_fail(ix, rc, "%s delete group '%s'",
+				       ix_db_names[dbs[d]], a->group);
+	}
+	if (a->deleted == 0)
+		return mq_err(MQLOG_ENOENT,
+			      "group '%s': no record on the topic", a->group);
+	return 0;
+}
+
+int index_group_delete(struct index *ix, const char *group, uint32_t tid,
+		       uint32_t nparts, group_txn_fn check, void *arg)
+{
+	struct ix_gdel_args a = {
+		.group = group,
+		.tid = tid,
+		.nparts = nparts,
+		.check = check,
+		.arg = arg,
+	};
+	int rc = ix_group_check(ix, group);
+
+	if (rc)
+		return rc;
+	return ix_update(ix, true, ix_group_delete_txn, &a);
 }

@@ -375,6 +375,14 @@ int index_part_get(struct index *ix, uint32_t tid, uint32_t part,
 		   struct part_meta *m);
 int index_part_put(struct index *ix, uint32_t tid, uint32_t part,
 		   const struct part_meta *m);
+/*
+ * index_part_raise_start - store @start as the partition's log start
+ * unless a higher one is stored, in one transaction (so concurrent callers
+ * never move it down).  Without @durable it survives a process crash, and
+ * the next durable write of any process carries it to disk.
+ */
+int index_part_raise_start(struct index *ix, uint32_t tid, uint32_t part,
+			   uint64_t start, bool durable);
 
 /*
  * index_write - add derived entries in one LMDB write transaction.  Any of
@@ -512,6 +520,33 @@ int index_group_peek(struct index *ix, const char *group, uint32_t tid,
 int index_group_list(struct index *ix, struct group_ref **out, size_t *n);
 
 void group_snap_free(struct group_snap *s);
+
+/* The interest floor of one partition (interest retention). */
+struct interest_floor {
+	size_t groups;                  /* groups registered on the topic */
+	uint64_t floor;                 /* lowest committed offset over them
+					 * (0 for one that never committed
+					 * the partition); GROUP_NO_OFFSET
+					 * when groups == 0 */
+	char group[GROUP_NAME_MAX + 1]; /* the group at the floor */
+};
+
+/*
+ * index_interest_floor - over every group with a record of topic @tid (a
+ * state record or a committed offset: it joined or committed and was not
+ * deleted), the lowest committed offset of partition @part.  One read
+ * transaction.
+ */
+int index_interest_floor(struct index *ix, uint32_t tid, uint32_t part,
+			 struct interest_floor *out);
+
+/*
+ * index_group_delete - in one write transaction: load (group, tid), let
+ * @check refuse (by returning an error), then delete every record of the
+ * pair from both group databases, durably.  MQLOG_ENOENT when none.
+ */
+int index_group_delete(struct index *ix, const char *group, uint32_t tid,
+		       uint32_t nparts, group_txn_fn check, void *arg);
 
 /* Topic config (de)serialisation, shared by index.c and topic.conf files.
  * The encoding is versioned; decode accepts shorter older versions and

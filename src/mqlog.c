@@ -325,6 +325,9 @@ static void *flusher_main(void *arg)
 					(void)partition_flush_index(p);
 				if (wb && !due)
 					partition_writeback(p);
+				/* Segments the count limit left below the
+				 * start (retention.c). */
+				(void)retention_reap(p);
 			}
 		}
 	}
@@ -334,8 +337,12 @@ static void *flusher_main(void *arg)
 
 void mq_db_start_flusher(struct mqlog *db)
 {
+	/* Lock-free when it runs already: appenders call this. */
+	if (__atomic_load_n(&db->flusher_running, __ATOMIC_ACQUIRE))
+		return;
 	pthread_mutex_lock(&db->mu);
-	if (!db->flusher_running && !db->rdonly && !db->stopping) {
+	if (!__atomic_load_n(&db->flusher_running, __ATOMIC_RELAXED) &&
+	    !db->rdonly && !db->stopping) {
 		if (pthread_create(&db->flusher, NULL, flusher_main, db) == 0)
 			__atomic_store_n(&db->flusher_running, true,
 					 __ATOMIC_RELEASE);
@@ -402,14 +409,13 @@ static int ensure_dir(const char *path, bool create)
 
 static void stop_flusher(struct mqlog *db)
 {
-	if (db->flusher_running) {
+	if (__atomic_load_n(&db->flusher_running, __ATOMIC_ACQUIRE)) {
 		pthread_mutex_lock(&db->mu);
 		db->stopping = true;
 		pthread_cond_broadcast(&db->cond);
 		pthread_mutex_unlock(&db->mu);
 		pthread_join(db->flusher, NULL);
-		__atomic_store_n(&db->flusher_running, false,
-				 __ATOMIC_RELEASE);
+		__atomic_store_n(&db->flusher_running, false, __ATOMIC_RELEASE);
 	}
 }
 

@@ -1186,8 +1186,8 @@ static int append_locked(struct partition *p, struct abatch *b, int k,
 	MQ_STORE_RELAXED(&st->seg_end_pos, end);
 	MQ_STORE_RELAXED(&st->end_offset, base);
 	state_publish_end(st);
-	MQ_STORE_RELAXED(&st->total_bytes,
-			 MQ_LOAD_RELAXED(&st->total_bytes) + size);
+	/* Atomic: segment deletion subtracts without the append lock. */
+	__atomic_add_fetch(&st->total_bytes, size, __ATOMIC_RELAXED);
 	st->appends += (uint64_t)k;
 	state_wake(st);
 	MQ_CRASH_POINT("append.after_publish");
@@ -1201,10 +1201,17 @@ static void append_after(struct partition *p, const struct append_post *post)
 
 	/* A roll is the moment a segment can start to age out: apply age
 	 * retention then, once per segment, without a background thread. */
+	bool limited = cfg->max_messages > 0 || cfg->retention_bytes > 0;
+
 	if (post->rolled && cfg->retention_ms > 0)
 		(void)retention_maintain(p, mq_now_ms());
-	if ((cfg->max_messages > 0 || cfg->retention_bytes > 0) &&
-	    p->t->db->on_watermark)
+	if (post->rolled && cfg->interest)
+		(void)retention_interest(p);
+	if (limited &&
+	    MQ_UNLIKELY(__atomic_load_n(&p->reap_kick, __ATOMIC_RELAXED)) &&
+	    __atomic_exchange_n(&p->reap_kick, false, __ATOMIC_ACQ_REL))
+		mq_db_start_flusher(p->t->db);
+	if (limited && p->t->db->on_watermark)
 		retention_watermark(p);
 }
 
@@ -1610,6 +1617,7 @@ int partition_open(struct mqlog_topic *t, uint32_t id, struct partition **out)
 	p->wb_fd = -1;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->gc_mu, NULL);
+	pthread_mutex_init(&p->del_mu, NULL);
 	if (asprintf(&p->dir, "%s/%u", t->dir, id) < 0) {
 		p->dir = NULL;
 		rc = mq_err(MQLOG_ENOMEM, "%s/%u", t->dir, id);
@@ -1646,6 +1654,9 @@ void partition_close(struct partition *p)
 		/* Files may change while nobody has them open (a copy, a
 		 * repair, damage): the next recovery checks every body. */
 		MQ_STORE(&p->st->tail_trusted, 0u);
+		/* Segments the background thread has not deleted yet. */
+		if (!MQ_LOAD(&p->st->deleted))
+			(void)retention_reap(p);
 	}
 	close_active(p);
 	if (p->wb_fd >= 0)
@@ -1660,6 +1671,7 @@ void partition_close(struct partition *p)
 		io_close(p->state_fd);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->gc_mu);
+	pthread_mutex_destroy(&p->del_mu);
 	free(p->bases);
 	free(p->dir);
 	free(p);

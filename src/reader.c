@@ -8,6 +8,11 @@
  * continuity, body checksum) before the first of its records is returned;
  * a batch that fails stops the reader in front of it with MQLOG_ECORRUPT.
  * Batches wholly before the wanted offset are skipped on their header alone.
+ *
+ * A reader of a writable directory holds a pin slot in the partition's
+ * shared state with the base of the segment it has mapped, updated only
+ * when it changes segment; retention does not unlink that segment or any
+ * later one while the pin stays (retention.c).
  */
 #include "engine.h"
 
@@ -34,6 +39,7 @@ struct mqlog_reader {
 	bool sealed_known;       /* sealed_size is set */
 	bool hold;               /* do not leave the mapped segment (read()) */
 	bool from_index;         /* pos came from the derived index, unverified */
+	int pin;                 /* reader pin slot in the shared state, or -1 */
 };
 
 static void drop_segment(struct mqlog_reader *r)
@@ -49,6 +55,9 @@ static int map_segment(struct mqlog_reader *r, uint64_t base)
 	int rc;
 
 	drop_segment(r);
+	/* Pinned before the file is opened: retention either sees the pin
+	 * and keeps the file, or unlinked it already and the open fails. */
+	state_pin_set(r->p->st, r->pin, base);
 	partition_seg_path(r->p, base, r->path);
 	rc = segmap_open(&r->map, r->path, r->t->meta.cfg.segment_bytes);
 	if (rc) {
@@ -114,6 +123,9 @@ int mqlog_reader_open(mqlog_topic *t, uint32_t partition, mqlog_reader **out)
 	r->t = t;
 	r->p = p;
 	r->map.fd = -1;
+	r->pin = -1;
+	if (!p->st_private && !t->db->rdonly)
+		r->pin = state_pin_claim(p->st);
 	state_read_view(p->st, &v);
 	rc = position(r, v.start_offset);
 	if (rc) {
@@ -129,6 +141,7 @@ void mqlog_reader_close(mqlog_reader *r)
 	if (!r)
 		return;
 	drop_segment(r);
+	state_pin_release(r->p->st, r->pin);
 	free(r);
 }
 

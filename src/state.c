@@ -10,6 +10,7 @@
  * reaches waiters in another.
  */
 #include "engine.h"
+#include "group.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -191,4 +192,112 @@ void state_wake(struct pstate *st)
 void state_wait(struct pstate *st, uint32_t seen, int timeout_ms)
 {
 	state_wait_word(&st->wake, &st->waiters, seen, timeout_ms);
+}
+
+/* ======================================================================== */
+/* Reader pins                                                              */
+/* ======================================================================== */
+
+/* Whether the owner of @slot is gone; never for this process. */
+static bool pin_dead(const struct pstate_pin *slot, int32_t pid,
+		     const struct group_self *self)
+{
+	struct group_member m = { 0 };
+
+	if (pid == self->pid)
+		return false;
+	m.pid = pid;
+	m.pid_start = MQ_LOAD_RELAXED(&slot->pid_start);
+	m.pidns = MQ_LOAD_RELAXED(&slot->pidns);
+	m.boot = self->boot;	   /* the state is rebuilt every boot */
+	m.lease_until = INT64_MAX; /* only the process decides */
+	return group_member_dead(&m, 0, self) != NULL;
+}
+
+/* Free @slot of dead @pid; false when someone else changed it first. */
+static bool pin_reap(struct pstate *st, struct pstate_pin *slot, int32_t pid)
+{
+	int32_t expect = pid;
+
+	if (!__atomic_compare_exchange_n(&slot->pid, &expect, 0, false,
+					 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		return false;
+	__atomic_sub_fetch(&st->pins_claimed, 1, __ATOMIC_SEQ_CST);
+	return true;
+}
+
+int state_pin_claim(struct pstate *st)
+{
+	struct group_self self;
+
+	group_self_get(&self);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < PSTATE_PINS; i++) {
+			struct pstate_pin *slot = &st->pins[i];
+			int32_t cur =
+				__atomic_load_n(&slot->pid, __ATOMIC_SEQ_CST);
+
+			/* Second pass: take over slots of dead processes. */
+			if (cur != 0 &&
+			    (pass == 0 || !pin_dead(slot, cur, &self) ||
+			     !pin_reap(st, slot, cur)))
+				continue;
+			int32_t expect = 0;
+			if (!__atomic_compare_exchange_n(
+				    &slot->pid, &expect, self.pid, false,
+				    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+				continue;
+			__atomic_add_fetch(&st->pins_claimed, 1,
+					   __ATOMIC_SEQ_CST);
+			MQ_STORE_RELAXED(&slot->pid_start, self.pid_start);
+			MQ_STORE_RELAXED(&slot->pidns, self.pidns);
+			__atomic_store_n(&slot->seg, PIN_NONE,
+					 __ATOMIC_SEQ_CST);
+			return i;
+		}
+	}
+	return -1;
+}
+
+void state_pin_set(struct pstate *st, int slot, uint64_t seg)
+{
+	if (slot >= 0)
+		__atomic_store_n(&st->pins[slot].seg, seg, __ATOMIC_SEQ_CST);
+}
+
+void state_pin_release(struct pstate *st, int slot)
+{
+	if (slot < 0)
+		return;
+	__atomic_store_n(&st->pins[slot].seg, PIN_NONE, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&st->pins[slot].pid, 0, __ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&st->pins_claimed, 1, __ATOMIC_SEQ_CST);
+}
+
+uint64_t state_pin_lowest(struct pstate *st, bool check_pids)
+{
+	struct group_self self;
+	uint64_t low = PIN_NONE;
+
+	if (__atomic_load_n(&st->pins_claimed, __ATOMIC_SEQ_CST) == 0)
+		return PIN_NONE;
+	if (check_pids)
+		group_self_get(&self);
+	for (int i = 0; i < PSTATE_PINS; i++) {
+		struct pstate_pin *slot = &st->pins[i];
+		int32_t pid = __atomic_load_n(&slot->pid, __ATOMIC_SEQ_CST);
+		uint64_t seg;
+
+		if (pid == 0)
+			continue;
+		seg = __atomic_load_n(&slot->seg, __ATOMIC_SEQ_CST);
+		if (seg >= low)
+			continue;
+		if (check_pids && pin_dead(slot, pid, &self)) {
+			(void)pin_reap(st, slot, pid);
+			continue;
+		}
+		low = seg;
+	}
+	return low;
 }

@@ -131,6 +131,11 @@ int topic_config_validate(const mqlog_topic_config *c)
 			      c->max_record_bytes);
 	if (c->index_interval_bytes < 1)
 		return mq_err(MQLOG_EINVAL, "index_interval_bytes must be >= 1");
+	if (c->interest != 0 && c->interest != 1)
+		return mq_err(MQLOG_EINVAL,
+			      "interest %d: must be 0 (off) or 1 "
+			      "(interest retention)",
+			      c->interest);
 	return 0;
 }
 

@@ -557,6 +557,45 @@ tool_in "$W/after.txt" produce "$D" orders --partition 3
 check "produce to a partition out of range fails (exit $rc)" \
 	test "$rc" -eq 1 -o "$rc" -eq 2
 
+# Interest retention: records go once every group committed past them;
+# describe names the group that holds the log start; delete-group frees.
+expect 0 "create --interest" create "$D" jobs --interest --segment-bytes 4096
+seq 1 500 >"$W/jobs.txt"
+expect_in 0 "produce 500 jobs" "$W/jobs.txt" produce "$D" jobs
+expect 0 "describe an interest topic" describe "$D" jobs
+check "describe shows interest on and no group" \
+	has_strings "$OUT" "interest               on" \
+	"(no group: nothing is freed)"
+expect 0 "consume 200 as group g1" consume "$D" jobs --group g1 --max 200
+expect 0 "consume 300 as group g2" consume "$D" jobs --group g2 --max 300
+expect 0 "describe --json after two groups" describe "$D" jobs --json
+cp "$OUT" "$W/interest1.json"
+pycheck "the slower group g1 holds the start at 200" "$W/interest1.json" '
+import json, sys
+d = json.load(sys.stdin)
+p = d["partitions"][0]
+assert d["config"]["interest"] is True
+assert p["start_offset"] == 200, p
+assert p["interest_floor"] == 200 and p["interest_group"] == "g1", p
+assert p["interest_groups"] == 2, p'
+expect 0 "describe names the holding group" describe "$D" jobs
+check "describe text names g1" has_words "$OUT" g1
+expect 0 "delete-group g1" delete-group "$D" g1 jobs
+expect 0 "describe --json after deleting g1" describe "$D" jobs --json
+cp "$OUT" "$W/interest2.json"
+pycheck "deleting g1 frees up to g2's offset" "$W/interest2.json" '
+import json, sys
+d = json.load(sys.stdin)
+p = d["partitions"][0]
+assert p["start_offset"] == 500 and p["interest_group"] == "g2", p'
+expect 1 "delete-group of a group without records" delete-group "$D" g1 jobs
+check "the error names the group" has_strings "$ERR" "g1"
+expect 2 "delete-group with a bad group name" delete-group "$D" "a/b" jobs
+expect 2 "delete-group without a topic" delete-group "$D" g2
+expect 1 "delete-group on an unknown topic" delete-group "$D" g2 nosuch
+expect 0 "describe a topic without interest" describe "$D" orders
+check "interest off is shown" has_strings "$OUT" "interest               off"
+
 echo "1..$n"
 if ((failures)); then
 	echo "# $failures of $n checks failed"

@@ -230,6 +230,7 @@ enum {
 	O_TO,
 	O_HEARTBEAT_MS,
 	O_FORCE,
+	O_INTEREST,
 };
 
 static void print_help(const struct command *cmd, FILE *f)
@@ -747,6 +748,7 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 		{"index-interval-bytes", required_argument, NULL,
 		 O_INDEX_INTERVAL},
 		{"if-not-exists", no_argument, NULL, O_IF_NOT_EXISTS},
+		{"interest", no_argument, NULL, O_INTEREST},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -810,6 +812,9 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 			break;
 		case O_IF_NOT_EXISTS:
 			if_not_exists = 1;
+			break;
+		case O_INTEREST:
+			cfg.interest = 1;
 			break;
 		default:
 			return usage_error(cmd, "unexpected option");
@@ -924,7 +929,8 @@ out:
 /* ======================================================================== */
 
 static void describe_json(mqlog_topic *t, const mqlog_topic_config *cfg,
-			  const mqlog_partition_info *info, uint32_t n)
+			  const mqlog_partition_info *info,
+			  const mqlog_interest_info *ii, uint32_t n)
 {
 	fputs("{\"topic\":", stdout);
 	json_cstr(stdout, mqlog_topic_name(t));
@@ -933,11 +939,12 @@ static void describe_json(mqlog_topic *t, const mqlog_topic_config *cfg,
 	       ",\"sync_interval_ms\":%" PRIu32 ",\"retention_ms\":%" PRId64
 	       ",\"retention_bytes\":%" PRId64 ",\"max_messages\":%" PRId64
 	       ",\"full_policy\":\"%s\",\"max_record_bytes\":%" PRIu32
-	       ",\"index_interval_bytes\":%" PRIu32 "}",
+	       ",\"index_interval_bytes\":%" PRIu32 ",\"interest\":%s}",
 	       cfg->partitions, cfg->segment_bytes, sync_name(cfg->sync),
 	       cfg->sync_interval_ms, cfg->retention_ms, cfg->retention_bytes,
 	       cfg->max_messages, full_name(cfg->full_policy),
-	       cfg->max_record_bytes, cfg->index_interval_bytes);
+	       cfg->max_record_bytes, cfg->index_interval_bytes,
+	       cfg->interest ? "true" : "false");
 	fputs(",\"partitions\":[", stdout);
 	for (uint32_t p = 0; p < n; p++) {
 		const mqlog_partition_info *i = &info[p];
@@ -947,17 +954,27 @@ static void describe_json(mqlog_topic *t, const mqlog_topic_config *cfg,
 		       ",\"segments\":%" PRIu64 ",\"bytes\":%" PRIu64
 		       ",\"durable_offset\":%" PRIu64
 		       ",\"active_base\":%" PRIu64 ",\"usage\":%.4f"
-		       ",\"failed\":%s}",
+		       ",\"failed\":%s",
 		       p ? "," : "", p, i->start_offset, i->end_offset,
 		       i->end_offset - i->start_offset, i->segments, i->bytes,
 		       i->durable_offset, i->active_base, i->usage,
 		       i->failed ? "true" : "false");
+		/* The interest floor: which group holds the log start. */
+		printf(",\"interest_groups\":%zu,\"interest_floor\":%" PRIu64
+		       ",\"interest_group\":",
+		       ii[p].groups, ii[p].floor);
+		if (ii[p].groups)
+			json_cstr(stdout, ii[p].group);
+		else
+			fputs("null", stdout);
+		putchar('}');
 	}
 	fputs("]}\n", stdout);
 }
 
 static void describe_text(mqlog_topic *t, const mqlog_topic_config *cfg,
-			  const mqlog_partition_info *info, uint32_t n)
+			  const mqlog_partition_info *info,
+			  const mqlog_interest_info *ii, uint32_t n)
 {
 	static const char *const head[] = {
 		"PARTITION", "START", "END", "RECORDS", "SEGMENTS", "BYTES",
@@ -983,6 +1000,9 @@ static void describe_text(mqlog_topic *t, const mqlog_topic_config *cfg,
 	       cfg->max_record_bytes);
 	printf("%-22s %" PRIu32 "\n", "index-interval-bytes",
 	       cfg->index_interval_bytes);
+	printf("%-22s %s\n", "interest",
+	       cfg->interest ? "on (freed once every group committed)"
+			     : "off");
 
 	/* Right-aligned numeric columns: widest of header and values. */
 	for (int c = 0; c < NCOL; c++)
@@ -1029,6 +1049,16 @@ static void describe_text(mqlog_topic *t, const mqlog_topic_config *cfg,
 	       " bytes\n",
 	       tot_records, tot_records == 1 ? "" : "s", tot_segments,
 	       tot_segments == 1 ? "" : "s", tot_bytes);
+	if (!cfg->interest)
+		return;
+	/* Which group holds each partition's log start. */
+	printf("\n%9s  %12s  %6s  %s\n", "PARTITION", "FLOOR", "GROUPS",
+	       "HELD BY");
+	for (uint32_t p = 0; p < n; p++)
+		printf("%9" PRIu32 "  %12" PRIu64 "  %6zu  %s\n", p,
+		       ii[p].floor, ii[p].groups,
+		       ii[p].groups ? ii[p].group
+				    : "(no group: nothing is freed)");
 }
 
 static int cmd_describe(const struct command *cmd, int argc, char **argv)
@@ -1040,6 +1070,7 @@ static int cmd_describe(const struct command *cmd, int argc, char **argv)
 	};
 	struct args a = {0};
 	mqlog_partition_info *info = NULL;
+	mqlog_interest_info *ii = NULL;
 	mqlog_topic_config cfg;
 	mqlog_topic *t = NULL;
 	mqlog *db = NULL;
@@ -1073,13 +1104,16 @@ static int cmd_describe(const struct command *cmd, int argc, char **argv)
 	mqlog_topic_config_get(t, &cfg);
 	n = mqlog_topic_partitions(t);
 	info = calloc(n ? n : 1, sizeof(*info));
-	if (info == NULL) {
+	ii = calloc(n ? n : 1, sizeof(*ii));
+	if (info == NULL || ii == NULL) {
 		warn("out of memory");
 		goto out;
 	}
 	/* Gather first, print after: the table's widths need every row. */
 	for (uint32_t p = 0; p < n; p++) {
 		rc = mqlog_partition_stat(t, p, &info[p]);
+		if (rc == 0)
+			rc = mqlog_partition_interest(t, p, &ii[p]);
 		if (rc != 0) {
 			report(db, rc, "%s/%" PRIu32, a.pos[1], p);
 			ret = exit_for(rc);
@@ -1087,11 +1121,12 @@ static int cmd_describe(const struct command *cmd, int argc, char **argv)
 		}
 	}
 	if (json)
-		describe_json(t, &cfg, info, n);
+		describe_json(t, &cfg, info, ii, n);
 	else
-		describe_text(t, &cfg, info, n);
+		describe_text(t, &cfg, info, ii, n);
 	ret = stdout_error();
 out:
+	free(ii);
 	free(info);
 	mqlog_topic_close(t);
 	mqlog_close(db);
@@ -2830,6 +2865,61 @@ out:
 	return ret;
 }
 
+static int cmd_delete_group(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"force", no_argument, NULL, O_FORCE},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct args a = {0};
+	mqlog *db = NULL;
+	unsigned flags = 0;
+	int c, rc, ret = EXIT_RUNTIME;
+
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_FORCE:
+			flags |= MQLOG_RESET_FORCE;
+			break;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+	}
+	if (a.npos != 3)
+		return usage_error(cmd, a.npos < 3 ? "missing DIR, GROUP or "
+						     "TOPIC"
+						   : "too many arguments");
+	if (!mqlog_group_name_valid(a.pos[1]))
+		return usage_error(cmd,
+				   "'%s' is not a valid group name (1 to %d "
+				   "characters of A-Z a-z 0-9 . _ -, not '.' "
+				   "or '..')",
+				   a.pos[1], MQLOG_TOPIC_NAME_MAX);
+	if ((rc = check_topic_name(cmd, a.pos[2])) != 0)
+		return rc;
+	if (open_db(a.pos[0], 0, &db) != 0)
+		return EXIT_RUNTIME;
+	rc = mqlog_group_delete(db, a.pos[1], a.pos[2], flags);
+	if (rc != 0) {
+		report_lib(db, rc);
+		if (rc == MQLOG_EBUSY)
+			warn("(use --force to delete it anyway: the live "
+			     "members are removed from the group)");
+		ret = exit_for(rc);
+		goto out;
+	}
+	printf("deleted group %s on topic %s\n", a.pos[1], a.pos[2]);
+	ret = stdout_error();
+out:
+	mqlog_close(db);
+	return ret;
+}
+
 /* ======================================================================== */
 /* Commands and main                                                        */
 /* ======================================================================== */
@@ -2843,7 +2933,8 @@ static const struct command commands[] = {
 		"[--max-messages N]\n"
 		"         [--full-policy drop-oldest|reject|block]\n"
 		"         [--max-record-bytes B] [--index-interval-bytes B] "
-		"[--if-not-exists]",
+		"[--if-not-exists]\n"
+		"         [--interest]",
 		"create a topic",
 		"Create topic TOPIC in data directory DIR (DIR is created if "
 		"needed).",
@@ -2875,6 +2966,10 @@ static const struct command commands[] = {
 		"(default 4K)\n"
 		"  --if-not-exists           succeed if the topic exists "
 		"already\n"
+		"  --interest                interest retention (work queue): "
+		"free records once\n"
+		"                            every consumer group of the topic "
+		"committed past them\n"
 		"Limits take 'unlimited' or -1 for no limit.\n",
 	},
 	{
@@ -2893,7 +2988,9 @@ static const struct command commands[] = {
 		"show a topic's configuration and partitions",
 		"Show the configuration of TOPIC and the state of each "
 		"partition:\nstart and end offsets, records, segments, bytes, "
-		"durable offset, failed flag.",
+		"durable offset, failed flag.\nWith interest retention, the "
+		"interest floor of each partition and the\ngroup holding it "
+		"(the one to delete when it is dead).",
 		"\n"
 		"Options:\n"
 		"  --json    print one JSON document "
@@ -3003,6 +3100,19 @@ static const struct command commands[] = {
 		"  --force     reset even with live members: they are removed "
 		"from the group\n"
 		"              and rejoin from the new offsets\n",
+	},
+	{
+		"delete-group", cmd_delete_group,
+		PROGNAME " delete-group DIR GROUP TOPIC [--force]",
+		"remove a consumer group from a topic",
+		"Delete GROUP's committed offsets and membership on TOPIC.  "
+		"Under interest\nretention the group no longer holds records: "
+		"those every remaining group\ncommitted past are freed.  "
+		"Refused while the group has live members.",
+		"\n"
+		"Options:\n"
+		"  --force     delete even with live members: they are removed "
+		"from the group\n",
 	},
 	{
 		"dump", cmd_dump,
