@@ -1474,9 +1474,13 @@ int partition_append_encoded(struct partition *p, uint8_t *buf, size_t size,
 		p->interval = true;
 	pthread_mutex_unlock(&p->mu);
 	/* Interval syncs, and writeback of what the other policies leave
-	 * dirty (partition_writeback), happen in the flusher thread. */
+	 * dirty (partition_writeback), happen in the flusher thread; the
+	 * latter only matters once a segment holds more than a roll should
+	 * wait for, so small logs do without the thread. */
 	if (MQ_UNLIKELY(!__atomic_load_n(&p->t->db->flusher_running,
-					 __ATOMIC_ACQUIRE)))
+					 __ATOMIC_ACQUIRE)) &&
+	    (sync == MQLOG_SYNC_INTERVAL || cfg->sync == MQLOG_SYNC_INTERVAL ||
+	     MQ_LOAD_RELAXED(&p->st->seg_end_pos) >= PREALLOC_WINDOW))
 		mq_db_start_flusher(p->t->db);
 	/* What is buffered can go once it is durable (the flusher or the
 	 * next sync writes the rest). */
