@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -481,6 +482,28 @@ static void drop_stale_entries(struct partition *p, struct rebuild_ctx *c,
  * segment.  Caller holds the append lock or the state file's OFD lock, or
  * owns a private state.
  */
+/*
+ * Committed group offsets past the recovered end: LMDB syncs a group
+ * commit on its own, so a power cut can keep a commit that counted records
+ * of an unsynced log tail it then lost.  The next records appended get
+ * those offsets; a member resuming from the old commit would skip them
+ * (or, without this, wait past the end for records that never come).  So
+ * before anything is appended, such offsets are set back to the end, as a
+ * Kafka consumer resets an out-of-range offset, and counted
+ * (mqlog_recover_stats.offsets_clamped).
+ */
+static int clamp_group_offsets(struct partition *p, uint64_t end)
+{
+	uint64_t n = 0;
+	int rc = index_group_clamp(pix(p), ptid(p), p->id, end, &n);
+
+	if (rc)
+		return mq_err_wrap(rc, "%s: group offsets past the end %" PRIu64,
+				   p->dir, end);
+	p->clamped_at_open += n;
+	return 0;
+}
+
 static int recover_locked(struct partition *p, bool modify, bool full,
 			  struct recover_out *out)
 {
@@ -543,7 +566,7 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		}
 		set_state(st, log_start, 0, log_start, log_start, log_start,
 			  INT64_MIN, INT64_MIN, 0, 0);
-		return 0;
+		return modify ? clamp_group_offsets(p, log_start) : 0;
 	}
 
 	c = calloc(1, sizeof *c);
@@ -692,6 +715,8 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		rc = retention_delete_below(p, so);
 	else
 		rc = 0;
+	if (modify && rc == 0)
+		rc = clamp_group_offsets(p, res.next_offset);
 	if (modify && rc == 0) {
 		/* Derived entries below the first segment: a deletion that
 		 * died after unlinking files but before trimming the index
