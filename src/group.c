@@ -652,6 +652,7 @@ static int commit_txn(struct group_snap *s, void *arg)
 	}
 	renew(m, op);
 	op->lease_until = m->lease_until;
+	MQ_CRASH_POINT("commit.before");
 	return 0;
 }
 
@@ -737,7 +738,11 @@ int group_op_leave(struct group_op *op)
 
 int group_op_commit(struct group_op *op)
 {
-	return run(op, true, commit_txn);
+	int rc = run(op, true, commit_txn);
+
+	if (rc == 0)
+		MQ_CRASH_POINT("commit.after");
+	return rc;
 }
 
 int group_op_heartbeat(struct group_op *op)
