@@ -745,6 +745,199 @@ START_TEST(test_crash_env_point)
 }
 END_TEST
 
+/* ======================================================================== */
+/* Topic configuration, adoption from topic.conf, administrative calls     */
+/* ======================================================================== */
+
+START_TEST(test_topic_config_checks)
+{
+	mqlog *db = h_open(dir);
+	static const struct {
+		int what;
+		const char *needle;
+	} cases[] = {
+		{ 0, "partitions 0" },
+		{ 1, "segment_bytes 100" },
+		{ 2, "sync policy 7" },
+		{ 3, "sync_interval_ms 0" },
+		{ 4, "retention_ms 0" },
+		{ 5, "retention_ms -2" },
+		{ 6, "retention_bytes 0" },
+		{ 7, "max_messages 0" },
+		{ 8, "full policy 9" },
+		{ 9, "max_record_bytes 10" },
+		{ 10, "index_interval_bytes" },
+	};
+	char **names = NULL;
+	size_t n = 9;
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		mqlog_topic_config c;
+		mqlog_topic_config_init(&c);
+		switch (cases[i].what) {
+		case 0: c.partitions = 0; break;
+		case 1: c.segment_bytes = 100; break;
+		case 2: c.sync = 7; break;
+		case 3: c.sync_interval_ms = 0; break;
+		case 4: c.retention_ms = 0; break;
+		case 5: c.retention_ms = -2; break;
+		case 6: c.retention_bytes = 0; break;
+		case 7: c.max_messages = 0; break;
+		case 8: c.full_policy = 9; break;
+		case 9: c.max_record_bytes = 10; break;
+		case 10: c.index_interval_bytes = 0; break;
+		}
+		ck_assert_int_eq(mqlog_topic_create(db, "t", &c), MQLOG_EINVAL);
+		ck_msg_has(cases[i].needle);
+	}
+	ck_assert_int_eq(mqlog_topic_list(db, &names, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	mqlog_list_free(names, n);
+	ck_assert(!h_exists(fx_path("%s/topics/t", dir)));
+
+	/* NULL arguments. */
+	mqlog_topic *t = NULL;
+	mqlog_partition_info info;
+	mqlog_msg m = h_msg("v", 0);
+	ck_assert_int_eq(mqlog_topic_create(NULL, "t", NULL), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_topic_create(db, NULL, NULL), MQLOG_EINVAL);
+	ck_msg_has("topic name is NULL");
+	ck_assert_int_eq(mqlog_topic_delete(NULL, "t"), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_topic_list(NULL, &names, &n), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_topic_list(db, NULL, &n), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_topic_open(NULL, "t", &t), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_topic_open(db, "t", NULL), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_append(NULL, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL),
+			 MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_topic_sync(NULL), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_partition_stat(NULL, 0, &info), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_partition_release(NULL, 0, 0), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_maintain(NULL, NULL), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_verify(NULL, NULL, NULL, NULL, NULL),
+			 MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_recover(NULL, NULL, NULL), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_scan_file(NULL, NULL, NULL), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_scan_partition(NULL, 0, NULL, NULL),
+			 MQLOG_EINVAL);
+	mqlog_close(db);
+}
+END_TEST
+
+/*
+ * meta/ lost: topics are adopted from their topic.conf, unless it is gone
+ * or damaged; such a topic stays on disk, unseen, and its name cannot be
+ * taken by a new topic.  Directories that are not topics are ignored.
+ */
+START_TEST(test_adopt_from_topic_conf)
+{
+	mqlog *db = h_open(dir);
+	mqlog_topic_config c = h_cfg(1, 1 << 20, MQLOG_SYNC_ALWAYS);
+	static const char *const names[] = { "good", "cut", "flipped", "none" };
+	mqlog_topic *t = NULL;
+	char **list = NULL;
+	size_t n;
+
+	for (size_t i = 0; i < 4; i++) {
+		h_create(db, names[i], &c);
+		t = h_topic(db, names[i]);
+		h_append1(t, 0, names[i]);
+		mqlog_topic_close(t);
+	}
+	mqlog_close(db);
+	fx_rmtree(fx_path("%s/meta", dir));
+	ck_assert_int_eq(fx_truncate(fx_path("%s/topics/cut/topic.conf", dir),
+				     10),
+			 0);
+	ck_assert_int_eq(fx_flip_bit(fx_path("%s/topics/flipped/topic.conf",
+					     dir), 20, 3),
+			 0);
+	ck_assert_int_eq(unlink(fx_path("%s/topics/none/topic.conf", dir)), 0);
+	ck_assert_int_eq(mkdir(fx_path("%s/topics/not a topic", dir), 0755), 0);
+
+	db = h_open(dir);
+	ck_assert_int_eq(mqlog_topic_list(db, &list, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(list[0], "good");
+	mqlog_list_free(list, n);
+	t = h_topic(db, "good");
+	ck_assert_uint_eq(h_info(t, 0).end_offset, 1);
+	mqlog_topic_close(t);
+	for (size_t i = 1; i < 4; i++) {
+		ck_assert_int_eq(mqlog_topic_open(db, names[i], &t),
+				 MQLOG_ENOENT);
+		ck_assert_int_eq(mqlog_topic_create(db, names[i], &c),
+				 MQLOG_EEXIST);
+		ck_msg_has("exists on disk");
+		ck_assert(h_exists(h_seg_path(dir, names[i], 0, 0)));
+	}
+	ck_assert(h_exists(fx_path("%s/topics/not a topic", dir)));
+	mqlog_close(db);
+}
+END_TEST
+
+START_TEST(test_readonly_admin_calls)
+{
+	mqlog *db = make_db(1, 4);
+	mqlog_options ro;
+	mqlog_topic *t;
+	mqlog_recover_stats st;
+
+	mqlog_close(db);
+	mqlog_options_init(&ro);
+	ro.flags = MQLOG_OPEN_RDONLY;
+	ck_assert_int_eq(mqlog_open(dir, &ro, &db), 0);
+	t = h_topic(db, "t");
+	ck_assert_int_eq(mqlog_partition_release(t, 0, 2), MQLOG_ERDONLY);
+	ck_msg_has("read-only");
+	ck_assert_int_eq(mqlog_recover(db, NULL, &st), MQLOG_ERDONLY);
+	ck_msg_has("read-only");
+	/* Retention on a read-only handle is nothing to do. */
+	ck_assert_int_eq(mqlog_maintain(db, NULL), 0);
+	ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL), 0);
+	ck_assert_uint_eq(h_info(t, 0).start_offset, 0);
+	ck_assert_uint_eq(h_info(t, 0).end_offset, 4);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
+/* REJECT by bytes: a batch over the limit fails, nothing is written. */
+START_TEST(test_reject_by_bytes)
+{
+	mqlog *db = h_open(dir);
+	mqlog_topic_config c = h_cfg(1, 4096, MQLOG_SYNC_NONE);
+	char big[3000];
+	mqlog_msg m;
+	mqlog_topic *t;
+	int rc = 0, i;
+
+	c.retention_bytes = 8192;
+	c.full_policy = MQLOG_FULL_REJECT;
+	h_create(db, "t", &c);
+	t = h_topic(db, "t");
+	memset(big, 'b', sizeof big);
+	m = h_msg("", 0);
+	m.value.data = big;
+	m.value.len = sizeof big;
+	for (i = 0; i < 10 && rc == 0; i++)
+		rc = mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL);
+	ck_assert_int_eq(rc, MQLOG_EFULL);
+	ck_msg_has("retention-bytes 8192");
+	ck_assert_uint_eq(h_info(t, 0).end_offset, (uint64_t)i - 1);
+	ck_assert_uint_le(h_info(t, 0).bytes, 8192);
+	/* A batch that can never fit says so. */
+	char huge[9000];
+	memset(huge, 'h', sizeof huge);
+	m.value.data = huge;
+	m.value.len = sizeof huge;
+	ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL),
+			 MQLOG_EFULL);
+	ck_msg_has("can never fit");
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("edges");
@@ -765,6 +958,10 @@ int main(void)
 	tcase_add_test(tc, test_open_paths);
 	tcase_add_test(tc, test_crash_env_unknown_point);
 	tcase_add_test(tc, test_crash_env_point);
+	tcase_add_test(tc, test_topic_config_checks);
+	tcase_add_test(tc, test_adopt_from_topic_conf);
+	tcase_add_test(tc, test_readonly_admin_calls);
+	tcase_add_test(tc, test_reject_by_bytes);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
