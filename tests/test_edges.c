@@ -938,6 +938,186 @@ START_TEST(test_reject_by_bytes)
 }
 END_TEST
 
+/* ======================================================================== */
+/* Segment files: gaps, foreign names, growth past the mapping, scans      */
+/* ======================================================================== */
+
+/* Append 200-byte values to t/0 until it has at least @segs segments. */
+static uint64_t fill_segments(mqlog_topic *t, size_t segs)
+{
+	char v[201];
+	uint64_t bases[16];
+
+	memset(v, 'x', 200);
+	v[200] = 0;
+	while (h_seg_list(dir, "t", 0, bases, 16) < segs)
+		h_append1(t, 0, v);
+	return h_info(t, 0).end_offset;
+}
+
+static void count_problem(void *arg, const char *topic, uint32_t partition,
+			  const char *file, uint64_t position, const char *what)
+{
+	(void)topic;
+	(void)partition;
+	(void)file;
+	(void)position;
+	(void)what;
+	(*(int *)arg)++;
+}
+
+/* A sealed segment file lost from the middle: readers stop in front of
+ * the gap with an error naming it, verify reports it, the rest is read
+ * by seeking past it. */
+START_TEST(test_segment_gap_reported)
+{
+	mqlog *db = h_open(dir);
+	mqlog_topic_config c = h_cfg(1, 4096, MQLOG_SYNC_NONE);
+	uint64_t bases[16], end;
+	mqlog_reader *r = NULL;
+	mqlog_record rec;
+	int problems = 0, rc;
+	uint64_t got = 0;
+
+	h_create(db, "t", &c);
+	mqlog_topic *t = h_topic(db, "t");
+	end = fill_segments(t, 4);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+	ck_assert_uint_ge(h_seg_list(dir, "t", 0, bases, 16), 4);
+	ck_assert_int_eq(unlink(h_seg_path(dir, "t", 0, bases[1])), 0);
+
+	db = h_open(dir);
+	t = h_topic(db, "t");
+	ck_assert_uint_eq(h_info(t, 0).end_offset, end);
+	ck_assert_int_eq(mqlog_reader_open(t, 0, &r), 0);
+	while ((rc = mqlog_reader_next(r, &rec)) == 1)
+		ck_assert_uint_eq(rec.offset, got++);
+	ck_assert_int_eq(rc, MQLOG_ECORRUPT);
+	ck_msg_has("next segment starts at");
+	ck_assert_uint_eq(got, bases[1]);
+	/* Past the gap everything reads. */
+	ck_assert_int_eq(mqlog_reader_seek(r, bases[2]), 0);
+	for (got = bases[2]; (rc = mqlog_reader_next(r, &rec)) == 1; got++)
+		ck_assert_uint_eq(rec.offset, got);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(got, end);
+	mqlog_reader_close(r);
+	ck_assert_int_eq(mqlog_verify(db, "t", count_problem, &problems, NULL),
+			 MQLOG_ECORRUPT);
+	ck_assert_int_ge(problems, 1);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
+/* Files in a partition directory that are not segments are left alone. */
+START_TEST(test_foreign_segment_names)
+{
+	mqlog *db = make_db(1, 5);
+	static const char *const foreign[] = {
+		"99999999999999999999.seg", /* past 2^64 */
+		"00000000000000000000.seg.bak",
+		"0000000000000000000x.seg",
+	};
+	uint8_t junk[100];
+
+	mqlog_close(db);
+	memset(junk, 0x5a, sizeof junk);
+	for (size_t i = 0; i < 3; i++) {
+		FILE *f = fopen(fx_path("%s/topics/t/0/%s", dir, foreign[i]),
+				"wb");
+		ck_assert_ptr_nonnull(f);
+		ck_assert_uint_eq(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+		ck_assert_int_eq(fclose(f), 0);
+	}
+	db = h_open(dir);
+	mqlog_topic *t = h_topic(db, "t");
+	ck_assert_uint_eq(h_info(t, 0).end_offset, 5);
+	ck_assert_uint_eq(h_info(t, 0).segments, 1);
+	ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL), 0);
+	h_append1(t, 0, "six");
+	ck_assert_uint_eq(h_info(t, 0).end_offset, 6);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert(h_exists(fx_path("%s/topics/t/0/%s", dir,
+					   foreign[i])));
+}
+END_TEST
+
+/* A record larger than the segment size: the active segment outgrows a
+ * reader's mapping, which follows it. */
+START_TEST(test_reader_follows_big_record)
+{
+	mqlog *db = h_open(dir);
+	mqlog_topic_config c = h_cfg(1, 4096, MQLOG_SYNC_NONE);
+	mqlog_reader *r = NULL;
+	mqlog_record rec;
+	static char big[20000];
+
+	h_create(db, "t", &c);
+	mqlog_topic *t = h_topic(db, "t");
+	h_append1(t, 0, "small");
+	ck_assert_int_eq(mqlog_reader_open(t, 0, &r), 0);
+	ck_assert_int_eq(mqlog_reader_next(r, &rec), 1);
+	memset(big, 'B', sizeof big - 1);
+	h_append1(t, 0, big);
+	ck_assert_int_eq(mqlog_reader_next(r, &rec), 1);
+	ck_assert_uint_eq(rec.offset, 1);
+	ck_assert_uint_eq(rec.value.len, sizeof big - 1);
+	ck_assert_int_eq(memcmp(rec.value.data, big, sizeof big - 1), 0);
+	ck_assert_int_eq(mqlog_reader_next(r, &rec), 0);
+	mqlog_reader_close(r);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
+struct stop_at {
+	unsigned batches, records, stop_batch;
+};
+
+static int on_batch_stop(void *arg, const mqlog_batch_info *b)
+{
+	struct stop_at *s = arg;
+
+	(void)b;
+	return ++s->batches == s->stop_batch ? 42 : 0;
+}
+
+static int on_record_count(void *arg, const mqlog_batch_info *b,
+			   const mqlog_record *rec)
+{
+	(void)b;
+	(void)rec;
+	((struct stop_at *)arg)->records++;
+	return 0;
+}
+
+/* A scan callback's non-zero result stops the scan and is returned. */
+START_TEST(test_scan_callback_stops)
+{
+	mqlog *db = make_db(1, 6);
+	mqlog_scan_ops ops = { on_batch_stop, on_record_count };
+	struct stop_at s = { 0, 0, 3 };
+
+	mqlog_close(db);
+	ck_assert_int_eq(mqlog_scan_file(h_seg_path(dir, "t", 0, 0), &ops, &s),
+			 42);
+	ck_assert_uint_eq(s.batches, 3);
+	ck_assert_uint_eq(s.records, 2);
+	s = (struct stop_at){ 0, 0, 100 };
+	ck_assert_int_eq(mqlog_scan_file(h_seg_path(dir, "t", 0, 0), &ops, &s),
+			 0);
+	ck_assert_uint_eq(s.batches, 6);
+	ck_assert_uint_eq(s.records, 6);
+	ck_assert_int_eq(mqlog_scan_file(fx_path("%s/none.seg", dir), &ops,
+					 &s),
+			 -ENOENT);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("edges");
@@ -962,6 +1142,10 @@ int main(void)
 	tcase_add_test(tc, test_adopt_from_topic_conf);
 	tcase_add_test(tc, test_readonly_admin_calls);
 	tcase_add_test(tc, test_reject_by_bytes);
+	tcase_add_test(tc, test_segment_gap_reported);
+	tcase_add_test(tc, test_foreign_segment_names);
+	tcase_add_test(tc, test_reader_follows_big_record);
+	tcase_add_test(tc, test_scan_callback_stops);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
