@@ -2595,9 +2595,9 @@ static int ix_group_drop_topic(struct index *ix, MDB_txn *txn, uint32_t tid)
  */
 struct ix_clamp_args {
 	uint32_t tid, part; /* the partition */
-	uint64_t end;       /* its recovered log end */
-	bool write;         /* rewrite them (in a write transaction) */
-	uint64_t n;         /* found above end */
+	uint64_t end;	    /* its recovered log end */
+	bool write;	    /* rewrite them (in a write transaction) */
+	uint64_t n;	    /* found above end */
 };
 
 static int ix_group_clamp_walk(struct index *ix, MDB_txn *txn, void *arg)
@@ -2638,8 +2638,10 @@ static int ix_group_clamp_walk(struct index *ix, MDB_txn *txn, void *arg)
 	}
 	mdb_cursor_close(cur);
 	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-		return ix_fail(ix, rc, "group_offsets clamp of topic %u "
-				       "partition %u", a->tid, a->part);
+		return ix_fail(ix, rc,
+			       "group_offsets clamp of topic %u "
+			       "partition %u",
+			       a->tid, a->part);
 	return 0;
 }
 

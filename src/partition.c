@@ -498,7 +498,8 @@ static int clamp_group_offsets(struct partition *p, uint64_t end)
 	int rc = index_group_clamp(pix(p), ptid(p), p->id, end, &n);
 
 	if (rc)
-		return mq_err_wrap(rc, "%s: group offsets past the end %" PRIu64,
+		return mq_err_wrap(rc,
+				   "%s: group offsets past the end %" PRIu64,
 				   p->dir, end);
 	p->clamped_at_open += n;
 	return 0;

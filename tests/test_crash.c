@@ -396,9 +396,12 @@ static void report(double secs)
  * committed offset (at-least-once: nothing skipped, resumed exactly there).
  */
 #define GPARTS 2
-#define GSEED (SEED * 16 + 8)
+#define GSEED  (SEED * 16 + 8)
 
-enum { MSG_DELIV = 4, MSG_COMMIT = 5 };
+enum {
+	MSG_DELIV = 4,
+	MSG_COMMIT = 5
+};
 
 static const char *const gpoints[] = { "commit.before", "commit.after" };
 #define NGPOINTS 2
@@ -411,12 +414,12 @@ static struct {
 
 struct gstate {
 	char *dir;
-	uint64_t acked[GPARTS];     /* acknowledged end */
-	uint64_t commit_ack[GPARTS];/* last commit the child saw return */
-	uint64_t deliv_max[GPARTS]; /* highest delivered end, all lives */
-	uint64_t resume[GPARTS];    /* where the next life must start */
-	bool resumed[GPARTS];       /* this life delivered from p already */
-	uint64_t deliv_end[GPARTS]; /* this life's delivered end */
+	uint64_t acked[GPARTS];	     /* acknowledged end */
+	uint64_t commit_ack[GPARTS]; /* last commit the child saw return */
+	uint64_t deliv_max[GPARTS];  /* highest delivered end, all lives */
+	uint64_t resume[GPARTS];     /* where the next life must start */
+	bool resumed[GPARTS];	     /* this life delivered from p already */
+	uint64_t deliv_end[GPARTS];  /* this life's delivered end */
 };
 
 static int gchild_poll(mqlog_consumer *c, int wfd)
@@ -431,9 +434,8 @@ static int gchild_poll(mqlog_consumer *c, int wfd)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t p = recs[i].partition;
-		if (p >= GPARTS ||
-		    bt_check_rec(GSEED + p, p, VMAX, &recs[i], why,
-				 sizeof why) != 0) {
+		if (p >= GPARTS || bt_check_rec(GSEED + p, p, VMAX, &recs[i],
+						why, sizeof why) != 0) {
 			fprintf(stderr, "group child: partition %u: %s\n", p,
 				why);
 			return MQLOG_ECORRUPT;
@@ -441,9 +443,10 @@ static int gchild_poll(mqlog_consumer *c, int wfd)
 		if (cnt[p] == 0)
 			first[p] = recs[i].offset;
 		else if (recs[i].offset != first[p] + cnt[p]) {
-			fprintf(stderr, "group child: partition %u: offset %"
-					PRIu64 " after %" PRIu64 "\n", p,
-				recs[i].offset, first[p] + cnt[p] - 1);
+			fprintf(stderr,
+				"group child: partition %u: offset %" PRIu64
+				" after %" PRIu64 "\n",
+				p, recs[i].offset, first[p] + cnt[p] - 1);
 			return MQLOG_ECORRUPT;
 		}
 		cnt[p]++;
@@ -460,7 +463,8 @@ static int gchild_poll(mqlog_consumer *c, int wfd)
 	for (uint32_t p = 0; p < GPARTS; p++) {
 		uint64_t pos;
 		if (mqlog_consumer_position(c, p, &pos) == 0)
-			send_msg(wfd, &(struct msg){ MSG_COMMIT, p, pos, 0, 0 });
+			send_msg(wfd,
+				 &(struct msg){ MSG_COMMIT, p, pos, 0, 0 });
 	}
 	return 0;
 }
@@ -490,7 +494,8 @@ static void gchild(const char *dir, int wfd, int point, unsigned long nth,
 		rc = mqlog_partition_stat(t, p, &info);
 		end[p] = info.end_offset;
 		if (rc == 0)
-			send_msg(wfd, &(struct msg){ MSG_START, p, end[p], 0, 0 });
+			send_msg(wfd,
+				 &(struct msg){ MSG_START, p, end[p], 0, 0 });
 	}
 	if (rc == 0)
 		rc = mqlog_consumer_open(t, &o, &c);
@@ -510,8 +515,7 @@ static void gchild(const char *dir, int wfd, int point, unsigned long nth,
 			send_msg(wfd, &(struct msg){ MSG_ERROR, p, 0, 0, 0 });
 			_exit(2);
 		}
-		send_msg(wfd, &(struct msg){ MSG_ACK, p, base, n,
-					     0 });
+		send_msg(wfd, &(struct msg){ MSG_ACK, p, base, n, 0 });
 		end[p] += n;
 		rc = gchild_poll(c, wfd);
 		if (rc) {
@@ -570,8 +574,8 @@ static void gdrain(struct gstate *s, int rfd, const char *what, bool *errored)
 				 * committed offset (at-least-once resume). */
 				ck_assert_msg(m.base == s->resume[m.slot],
 					      "%s: the restarted member began "
-					      "g/%u at %" PRIu64 ", committed %"
-					      PRIu64,
+					      "g/%u at %" PRIu64
+					      ", committed %" PRIu64,
 					      what, m.slot, m.base,
 					      s->resume[m.slot]);
 				s->resumed[m.slot] = true;
@@ -582,8 +586,9 @@ static void gdrain(struct gstate *s, int rfd, const char *what, bool *errored)
 			} else {
 				ck_assert_msg(m.base == s->deliv_end[m.slot],
 					      "%s: g/%u handed out %" PRIu64
-					      " after %" PRIu64, what, m.slot,
-					      m.base, s->deliv_end[m.slot]);
+					      " after %" PRIu64,
+					      what, m.slot, m.base,
+					      s->deliv_end[m.slot]);
 			}
 			s->deliv_end[m.slot] = m.base + m.n;
 			if (s->deliv_end[m.slot] > s->deliv_max[m.slot])
@@ -612,8 +617,9 @@ static void gcheck(struct gstate *s, int point, const char *what)
 	int rc;
 
 	for (uint32_t p = 0; p < GPARTS; p++) {
-		struct bt_expect e = { GSEED + p, VMAX, s->acked[p], 0, 0,
-				       true };
+		struct bt_expect e = {
+			GSEED + p, VMAX, s->acked[p], 0, 0, true
+		};
 		struct bt_seen seen;
 		e.seek_stride = (unsigned)(s->acked[p] / 100 + 1);
 		ck_assert_msg(bt_check_partition(t, p, &e, &seen, why,
@@ -637,12 +643,12 @@ static void gcheck(struct gstate *s, int point, const char *what)
 				      "%s: g/%u committed %" PRIu64
 				      " past the end %" PRIu64,
 				      what, p, c, gp->end_offset);
-			ck_assert_msg(c >= s->commit_ack[p] &&
-					      c <= s->deliv_max[p],
-				      "%s: g/%u committed %" PRIu64 ", the "
-				      "child saw %" PRIu64 " commit and %"
-				      PRIu64 " delivered", what, p, c,
-				      s->commit_ack[p], s->deliv_max[p]);
+			ck_assert_msg(
+				c >= s->commit_ack[p] && c <= s->deliv_max[p],
+				"%s: g/%u committed %" PRIu64 ", the "
+				"child saw %" PRIu64 " commit and %" PRIu64
+				" delivered",
+				what, p, c, s->commit_ack[p], s->deliv_max[p]);
 			/* Killed inside the transaction: it never happened. */
 			if (point == 0)
 				ck_assert_msg(c == s->commit_ack[p],
@@ -654,8 +660,8 @@ static void gcheck(struct gstate *s, int point, const char *what)
 		}
 		mqlog_group_info_free(gi, 1);
 	}
-	ck_assert_msg(bt_verify(db, NULL, why, sizeof why) == 0, "%s: %s",
-		      what, why);
+	ck_assert_msg(bt_verify(db, NULL, why, sizeof why) == 0, "%s: %s", what,
+		      why);
 	mqlog_topic_close(t);
 	mqlog_close(db);
 }
@@ -728,7 +734,8 @@ static void grun(double seconds, unsigned long max_kills)
 			break;
 		unsigned k = (unsigned)(i % 4); /* 2 points, 2 random */
 		if (k >= NGPOINTS)
-			glife(&s, -1, 0, 2000 + (unsigned)(h_rand(&rng) % 30000));
+			glife(&s, -1, 0,
+			      2000 + (unsigned)(h_rand(&rng) % 30000));
 		else
 			glife(&s, (int)k, 1 + h_rand(&rng) % 30, 0);
 	}
@@ -746,9 +753,9 @@ static void greport(double secs)
 	       "handed out again)\n",
 	       gtot.kills, secs, gtot.random_kills,
 	       gtot.point_kills[0] - gtot.point_missed[0],
-	       gtot.point_kills[1] - gtot.point_missed[1],
-	       gtot.point_missed[0], gtot.point_missed[1], gtot.acks,
-	       gtot.delivered, gtot.commits, gtot.resumes, gtot.redelivered);
+	       gtot.point_kills[1] - gtot.point_missed[1], gtot.point_missed[0],
+	       gtot.point_missed[1], gtot.acks, gtot.delivered, gtot.commits,
+	       gtot.resumes, gtot.redelivered);
 }
 
 static bool soak;
@@ -795,13 +802,13 @@ START_TEST(test_kill9_group)
 		grun(0, kills);
 		ck_assert_uint_ge(gtot.kills, kills);
 		for (unsigned k = 0; k < NGPOINTS; k++)
-			ck_assert_msg(gtot.point_missed[k] * 4 <=
-					      gtot.point_kills[k],
-				      "crash point %s fired in only %lu of %lu "
-				      "lives",
-				      gpoints[k],
-				      gtot.point_kills[k] - gtot.point_missed[k],
-				      gtot.point_kills[k]);
+			ck_assert_msg(
+				gtot.point_missed[k] * 4 <= gtot.point_kills[k],
+				"crash point %s fired in only %lu of %lu "
+				"lives",
+				gpoints[k],
+				gtot.point_kills[k] - gtot.point_missed[k],
+				gtot.point_kills[k]);
 		/* The restarts did resume from commits. */
 		ck_assert_uint_gt(gtot.resumes, kills / 2);
 	}
@@ -819,12 +826,13 @@ int main(int argc, char **argv)
 	soak = argc > 1 && !strcmp(argv[1], "--soak");
 	tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
 	/* Soak: as long as asked (0: for good), plus room for the checks. */
-	tcase_set_timeout(tc, soak ? (bt_env_ul("MQLOG_SOAK_SECONDS", 600)
-					      ? (double)bt_env_ul("MQLOG_SOAK_SECONDS",
-								  600) * 1.25 +
-							300
-					      : 1e9)
-				   : 600);
+	tcase_set_timeout(tc, soak ? (bt_env_ul("MQLOG_SOAK_SECONDS", 600) ?
+					      (double)bt_env_ul(
+						      "MQLOG_SOAK_SECONDS",
+						      600) * 1.25 +
+						      300 :
+					      1e9) :
+				     600);
 	tcase_add_test(tc, test_kill9);
 	tcase_add_test(tc, test_kill9_group);
 	suite_add_tcase(s, tc);

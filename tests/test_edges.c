@@ -32,9 +32,9 @@ static void teardown(void)
 }
 
 /* The calling thread's last message contains @needle. */
-#define ck_msg_has(needle)                                                     \
-	ck_assert_msg(h_contains(mqlog_errmsg(NULL), (needle)),                \
-		      "message \"%s\" lacks \"%s\"", mqlog_errmsg(NULL),       \
+#define ck_msg_has(needle)                                               \
+	ck_assert_msg(h_contains(mqlog_errmsg(NULL), (needle)),          \
+		      "message \"%s\" lacks \"%s\"", mqlog_errmsg(NULL), \
 		      (needle))
 
 /* A directory with topic "t" of @parts partitions and @n records in each. */
@@ -79,12 +79,17 @@ START_TEST(test_consumer_bad_options)
 		int what;
 		const char *needle;
 	} cases[] = {
-		{ 0, "strategy 9" },          { 1, "commit mode 5" },
-		{ 2, "commit mode -1" },      { 3, "heartbeat_ms 0" },
-		{ 4, "heartbeat_ms 3600001" }, { 5, "lease_ms 30" },
+		{ 0, "strategy 9" },
+		{ 1, "commit mode 5" },
+		{ 2, "commit mode -1" },
+		{ 3, "heartbeat_ms 0" },
+		{ 4, "heartbeat_ms 3600001" },
+		{ 5, "lease_ms 30" },
 		{ 6, "auto_commit_interval_ms 86400001" },
-		{ 7, "reset_offset" },        { 8, "invalid group name \"a/b\"" },
-		{ 9, "..." },                 { 10, "lease_ms 86400001" },
+		{ 7, "reset_offset" },
+		{ 8, "invalid group name \"a/b\"" },
+		{ 9, "..." },
+		{ 10, "lease_ms 86400001" },
 	};
 
 	memset(longname, 'g', sizeof longname - 1);
@@ -92,17 +97,39 @@ START_TEST(test_consumer_bad_options)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		mqlog_consumer_options o = member_opts("g");
 		switch (cases[i].what) {
-		case 0: o.strategy = 9; break;
-		case 1: o.commit_mode = 5; break;
-		case 2: o.commit_mode = -1; break;
-		case 3: o.heartbeat_ms = 0; break;
-		case 4: o.heartbeat_ms = 3600001; break;
-		case 5: o.lease_ms = 30; break;
-		case 6: o.auto_commit_interval_ms = 86400001; break;
-		case 7: o.reset_offset = 5; break;
-		case 8: o.group = "a/b"; break;
-		case 9: o.group = longname; break;
-		case 10: o.lease_ms = 86400001; break;
+		case 0:
+			o.strategy = 9;
+			break;
+		case 1:
+			o.commit_mode = 5;
+			break;
+		case 2:
+			o.commit_mode = -1;
+			break;
+		case 3:
+			o.heartbeat_ms = 0;
+			break;
+		case 4:
+			o.heartbeat_ms = 3600001;
+			break;
+		case 5:
+			o.lease_ms = 30;
+			break;
+		case 6:
+			o.auto_commit_interval_ms = 86400001;
+			break;
+		case 7:
+			o.reset_offset = 5;
+			break;
+		case 8:
+			o.group = "a/b";
+			break;
+		case 9:
+			o.group = longname;
+			break;
+		case 10:
+			o.lease_ms = 86400001;
+			break;
 		}
 		c = NULL;
 		ck_assert_int_eq(mqlog_consumer_open(t, &o, &c), MQLOG_EINVAL);
@@ -133,7 +160,8 @@ START_TEST(test_consumer_standalone_calls)
 	/* Offsets and heartbeats are group business. */
 	ck_assert_int_eq(mqlog_consumer_commit(c), MQLOG_EINVAL);
 	ck_msg_has("needs a group");
-	ck_assert_int_eq(mqlog_consumer_commit_offsets(c, &po, 1), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_consumer_commit_offsets(c, &po, 1),
+			 MQLOG_EINVAL);
 	ck_msg_has("needs a group");
 	ck_assert_int_eq(mqlog_consumer_committed(c, 0, &off), MQLOG_EINVAL);
 	ck_msg_has("need a group");
@@ -259,7 +287,9 @@ START_TEST(test_group_list_order_and_errors)
 	mqlog *db = make_db(1, 2);
 	mqlog_topic_config cfg = h_cfg(2, 1 << 20, MQLOG_SYNC_NONE);
 	static const char *const pairs[][2] = {
-		{ "zeta", "t" }, { "alpha", "u" }, { "alpha", "t" },
+		{ "zeta", "t" },
+		{ "alpha", "u" },
+		{ "alpha", "t" },
 		{ "mid", "u" },
 	};
 	mqlog_group_info *gl = NULL, *gi = NULL;
@@ -336,8 +366,8 @@ END_TEST
 /* ======================================================================== */
 
 /* Put (or, with @v NULL, delete) a key of database @name in DIR/meta. */
-static void lmdb_put(const char *name, const void *k, size_t kl,
-		     const void *v, size_t vl)
+static void lmdb_put(const char *name, const void *k, size_t kl, const void *v,
+		     size_t vl)
 {
 	MDB_env *env;
 	MDB_txn *txn;
@@ -756,16 +786,11 @@ START_TEST(test_topic_config_checks)
 		int what;
 		const char *needle;
 	} cases[] = {
-		{ 0, "partitions 0" },
-		{ 1, "segment_bytes 100" },
-		{ 2, "sync policy 7" },
-		{ 3, "sync_interval_ms 0" },
-		{ 4, "retention_ms 0" },
-		{ 5, "retention_ms -2" },
-		{ 6, "retention_bytes 0" },
-		{ 7, "max_messages 0" },
-		{ 8, "full policy 9" },
-		{ 9, "max_record_bytes 10" },
+		{ 0, "partitions 0" },		{ 1, "segment_bytes 100" },
+		{ 2, "sync policy 7" },		{ 3, "sync_interval_ms 0" },
+		{ 4, "retention_ms 0" },	{ 5, "retention_ms -2" },
+		{ 6, "retention_bytes 0" },	{ 7, "max_messages 0" },
+		{ 8, "full policy 9" },		{ 9, "max_record_bytes 10" },
 		{ 10, "index_interval_bytes" },
 	};
 	char **names = NULL;
@@ -775,17 +800,39 @@ START_TEST(test_topic_config_checks)
 		mqlog_topic_config c;
 		mqlog_topic_config_init(&c);
 		switch (cases[i].what) {
-		case 0: c.partitions = 0; break;
-		case 1: c.segment_bytes = 100; break;
-		case 2: c.sync = 7; break;
-		case 3: c.sync_interval_ms = 0; break;
-		case 4: c.retention_ms = 0; break;
-		case 5: c.retention_ms = -2; break;
-		case 6: c.retention_bytes = 0; break;
-		case 7: c.max_messages = 0; break;
-		case 8: c.full_policy = 9; break;
-		case 9: c.max_record_bytes = 10; break;
-		case 10: c.index_interval_bytes = 0; break;
+		case 0:
+			c.partitions = 0;
+			break;
+		case 1:
+			c.segment_bytes = 100;
+			break;
+		case 2:
+			c.sync = 7;
+			break;
+		case 3:
+			c.sync_interval_ms = 0;
+			break;
+		case 4:
+			c.retention_ms = 0;
+			break;
+		case 5:
+			c.retention_ms = -2;
+			break;
+		case 6:
+			c.retention_bytes = 0;
+			break;
+		case 7:
+			c.max_messages = 0;
+			break;
+		case 8:
+			c.full_policy = 9;
+			break;
+		case 9:
+			c.max_record_bytes = 10;
+			break;
+		case 10:
+			c.index_interval_bytes = 0;
+			break;
 		}
 		ck_assert_int_eq(mqlog_topic_create(db, "t", &c), MQLOG_EINVAL);
 		ck_msg_has(cases[i].needle);
@@ -845,12 +892,12 @@ START_TEST(test_adopt_from_topic_conf)
 	}
 	mqlog_close(db);
 	fx_rmtree(fx_path("%s/meta", dir));
-	ck_assert_int_eq(fx_truncate(fx_path("%s/topics/cut/topic.conf", dir),
-				     10),
-			 0);
-	ck_assert_int_eq(fx_flip_bit(fx_path("%s/topics/flipped/topic.conf",
-					     dir), 20, 3),
-			 0);
+	ck_assert_int_eq(
+		fx_truncate(fx_path("%s/topics/cut/topic.conf", dir), 10), 0);
+	ck_assert_int_eq(
+		fx_flip_bit(fx_path("%s/topics/flipped/topic.conf", dir), 20,
+			    3),
+		0);
 	ck_assert_int_eq(unlink(fx_path("%s/topics/none/topic.conf", dir)), 0);
 	ck_assert_int_eq(mkdir(fx_path("%s/topics/not a topic", dir), 0755), 0);
 
@@ -1041,8 +1088,8 @@ START_TEST(test_foreign_segment_names)
 	mqlog_topic_close(t);
 	mqlog_close(db);
 	for (size_t i = 0; i < 3; i++)
-		ck_assert(h_exists(fx_path("%s/topics/t/0/%s", dir,
-					   foreign[i])));
+		ck_assert(
+			h_exists(fx_path("%s/topics/t/0/%s", dir, foreign[i])));
 }
 END_TEST
 
@@ -1112,8 +1159,7 @@ START_TEST(test_scan_callback_stops)
 			 0);
 	ck_assert_uint_eq(s.batches, 6);
 	ck_assert_uint_eq(s.records, 6);
-	ck_assert_int_eq(mqlog_scan_file(fx_path("%s/none.seg", dir), &ops,
-					 &s),
+	ck_assert_int_eq(mqlog_scan_file(fx_path("%s/none.seg", dir), &ops, &s),
 			 -ENOENT);
 }
 END_TEST

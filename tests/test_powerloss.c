@@ -87,7 +87,7 @@ struct workload {
 				  * mqlog_topic_sync after every Nth append
 				  * acknowledges what came before */
 	uint32_t seed;           /* generator seed */
-	bool group;              /* also consume as group "cg", committing */
+	bool group;		 /* also consume as group "cg", committing */
 };
 
 static void take_snap(struct run *r, const char *db)
@@ -277,10 +277,10 @@ static int check_group(const struct run *r, mqlog *h, mqlog_topic *t, int meta,
 
 	group_states++;
 	for (uint32_t p = 0; p < w->partitions; p++) {
-		uint64_t sc = meta >= 0 ? r->snaps[meta].committed[p]
-					: GROUP_NONE;
-		want[p] = sc == GROUP_NONE ? GROUP_NONE
-					   : (sc < rend[p] ? sc : rend[p]);
+		uint64_t sc = meta >= 0 ? r->snaps[meta].committed[p] :
+					  GROUP_NONE;
+		want[p] = sc == GROUP_NONE ? GROUP_NONE :
+					     (sc < rend[p] ? sc : rend[p]);
 		any |= sc != GROUP_NONE;
 		if (sc != GROUP_NONE && sc > rend[p])
 			group_clamped++;
@@ -293,9 +293,9 @@ static int check_group(const struct run *r, mqlog *h, mqlog_topic *t, int meta,
 			       mqlog_errmsg(NULL));
 	for (uint32_t p = 0; p < w->partitions; p++) {
 		const mqlog_group_partition_info *gp = &gi->partitions[p];
-		if (want[p] == GROUP_NONE ? gp->has_committed
-					  : !gp->has_committed ||
-						    gp->committed != want[p]) {
+		if (want[p] == GROUP_NONE ?
+			    gp->has_committed :
+			    !gp->has_committed || gp->committed != want[p]) {
 			bt_fail(why, cap,
 				"partition %u: committed %s%" PRIu64
 				", want %" PRIu64 " (copy holds %" PRIu64
@@ -313,8 +313,8 @@ static int check_group(const struct run *r, mqlog *h, mqlog_topic *t, int meta,
 	/* Records at the offsets a lost commit had counted, and beyond. */
 	for (uint32_t p = 0; p < w->partitions; p++) {
 		mqlog_partition_info info = h_info(t, p);
-		uint64_t sc = meta >= 0 ? r->snaps[meta].committed[p]
-					: GROUP_NONE;
+		uint64_t sc = meta >= 0 ? r->snaps[meta].committed[p] :
+					  GROUP_NONE;
 		end[p] = info.end_offset;
 		while (sc != GROUP_NONE && end[p] <= sc) {
 			uint64_t base = 0, n = sc - end[p] + 1;
@@ -334,7 +334,8 @@ static int check_group(const struct run *r, mqlog *h, mqlog_topic *t, int meta,
 	o.lease_ms = 10;
 	rc = mqlog_consumer_open(t, &o, &c);
 	if (rc)
-		return bt_fail(why, cap, "consumer open: %s", mqlog_errmsg(NULL));
+		return bt_fail(why, cap, "consumer open: %s",
+			       mqlog_errmsg(NULL));
 	for (double t0 = h_mono_ms();;) {
 		mqlog_record recs[64];
 		size_t n = 0;
@@ -344,8 +345,10 @@ static int check_group(const struct run *r, mqlog *h, mqlog_topic *t, int meta,
 		if (done)
 			break;
 		if (h_mono_ms() - t0 > 5000) {
-			bt_fail(why, cap, "the member read partition 0 to %" PRIu64
-				" of %" PRIu64 " only", next[0], end[0]);
+			bt_fail(why, cap,
+				"the member read partition 0 to %" PRIu64
+				" of %" PRIu64 " only",
+				next[0], end[0]);
 			goto out;
 		}
 		rc = mqlog_consumer_poll(c, recs, 64, 50, &n);
@@ -359,14 +362,14 @@ static int check_group(const struct run *r, mqlog *h, mqlog_topic *t, int meta,
 			if (recs[i].offset != next[p]) {
 				bt_fail(why, cap,
 					"the member read partition %u at %" PRIu64
-					", want %" PRIu64
-					" (committed %" PRIu64 ", recovered end %"
-					PRIu64 ")",
+					", want %" PRIu64 " (committed %" PRIu64
+					", recovered end %" PRIu64 ")",
 					p, recs[i].offset, next[p], want[p],
 					rend[p]);
 				goto out;
 			}
-			if (bt_check_rec(w->seed, p, w->vmax, &recs[i], why, cap))
+			if (bt_check_rec(w->seed, p, w->vmax, &recs[i], why,
+					 cap))
 				goto out;
 			next[p]++;
 		}
@@ -509,9 +512,9 @@ static void meta_range(const struct run *r, size_t c, int *lo, int *cur,
 	*lo = *cur = *hi = -1;
 	for (size_t i = 0; i < c; i++) {
 		const struct io_rec *e = io_record_get(i);
-		if (is_seg_unlink(i) ||
-		    (e->op == IO_REC_NOTE && (note_kind(e->tag) == NOTE_CREATED ||
-					      note_kind(e->tag) == NOTE_COMMIT))) {
+		if (is_seg_unlink(i) || (e->op == IO_REC_NOTE &&
+					 (note_kind(e->tag) == NOTE_CREATED ||
+					  note_kind(e->tag) == NOTE_COMMIT))) {
 			last_primary = i;
 			have_primary = true;
 		}
@@ -672,14 +675,16 @@ static const struct workload workloads[] = {
 	/* Rolls every few batches; an index entry for most batches. */
 	{ "rolls", 1, 4096, 300, MQLOG_UNLIMITED, 40, 600, 0, 11, false },
 	/* Two partitions appended in turn. */
-	{ "two partitions", 2, 4096, 1, MQLOG_UNLIMITED, 30, 300, 0, 12, false },
+	{ "two partitions", 2, 4096, 1, MQLOG_UNLIMITED, 30, 300, 0, 12,
+	  false },
 	/* DROP_OLDEST retention deletes segments as it goes. */
 	{ "retention", 1, 4096, 500, 12, 40, 400, 0, 13, false },
 	/* Appends under sync NONE, acknowledged by mqlog_topic_sync. */
 	{ "topic sync", 2, 4096, 400, MQLOG_UNLIMITED, 30, 500, 3, 14, false },
 	/* Sync NONE with an entry for every batch: the buffered index is
 	 * flushed (every 32 entries) well before the data is synced. */
-	{ "index ahead", 1, 1 << 20, 1, MQLOG_UNLIMITED, 70, 120, 35, 15, false },
+	{ "index ahead", 1, 1 << 20, 1, MQLOG_UNLIMITED, 70, 120, 35, 15,
+	  false },
 	/* A group member consumes and commits (durably) after every append
 	 * while the log is synced at every 5th: commits run ahead of the
 	 * durable log. */
