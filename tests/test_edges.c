@@ -1164,6 +1164,192 @@ START_TEST(test_scan_callback_stops)
 }
 END_TEST
 
+/* ======================================================================== */
+/* Consumers: reassigning, records removed before they were read           */
+/* ======================================================================== */
+
+START_TEST(test_consumer_reassign_keeps_positions)
+{
+	mqlog *db = make_db(3, 4);
+	mqlog_topic *t = h_topic(db, "t");
+	mqlog_consumer *c = NULL;
+	uint32_t all[3] = { 0, 1, 2 }, one = 1, got[3];
+	mqlog_record recs[16];
+	size_t n;
+	uint64_t off;
+
+	ck_assert_int_eq(mqlog_consumer_open(t, NULL, &c), 0);
+	ck_assert_int_eq(mqlog_consumer_assign(c, all, 3), 0);
+	ck_assert_int_eq(mqlog_consumer_seek(c, 1, 2), 0);
+	ck_assert_int_eq(mqlog_consumer_assign(c, &one, 1), 0);
+	ck_assert_int_eq(mqlog_consumer_assignment(c, got, 3, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(got[0], 1);
+	/* Kept partitions keep their positions; dropped ones are gone. */
+	ck_assert_int_eq(mqlog_consumer_position(c, 1, &off), 0);
+	ck_assert_uint_eq(off, 2);
+	ck_assert_int_eq(mqlog_consumer_position(c, 0, &off), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_consumer_poll(c, recs, 16, 0, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_uint_eq(recs[i].partition, 1);
+		ck_assert_uint_eq(recs[i].offset, 2 + i);
+	}
+	mqlog_consumer_close(c);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
+/* Retention removed records the consumer had not read: it goes on at the
+ * new start (and says nothing: the records are gone by policy). */
+START_TEST(test_consumer_continues_after_release)
+{
+	mqlog *db = h_open(dir);
+	mqlog_topic_config c = h_cfg(1, 4096, MQLOG_SYNC_NONE);
+	mqlog_consumer *k = NULL;
+	mqlog_record recs[64];
+	size_t n;
+	uint64_t end, start;
+
+	h_create(db, "t", &c);
+	mqlog_topic *t = h_topic(db, "t");
+	end = fill_segments(t, 3);
+	ck_assert_int_eq(mqlog_consumer_open(t, NULL, &k), 0);
+	uint32_t zero = 0;
+	ck_assert_int_eq(mqlog_consumer_assign(k, &zero, 1), 0);
+	ck_assert_int_eq(mqlog_partition_release(t, 0, end - 2), 0);
+	start = h_info(t, 0).start_offset;
+	ck_assert_uint_gt(start, 0);
+	ck_assert_uint_le(start, end - 2);
+	ck_assert_int_eq(mqlog_consumer_poll(k, recs, 64, 0, &n), 0);
+	ck_assert_uint_gt(n, 0);
+	ck_assert_uint_eq(recs[0].offset, start);
+	for (size_t i = 1; i < n; i++)
+		ck_assert_uint_eq(recs[i].offset, recs[i - 1].offset + 1);
+	mqlog_consumer_close(k);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
+/* ======================================================================== */
+/* Damaged index entries: verify reports each, recover rebuilds            */
+/* ======================================================================== */
+
+static void put_off_entry(uint64_t offset, uint64_t seg, uint64_t pos)
+{
+	uint8_t k[16], v[18] = { 1, 0 };
+
+	memset(k, 0, sizeof k);
+	k[3] = 1; /* topic id 1, partition 0 */
+	for (int i = 0; i < 8; i++)
+		k[8 + i] = (uint8_t)(offset >> (56 - 8 * i));
+	memcpy(v + 2, &seg, 8);
+	memcpy(v + 10, &pos, 8);
+	lmdb_put("offset_index", k, sizeof k, v, sizeof v);
+}
+
+static void put_time_entry(int64_t ts, uint64_t offset, uint64_t seg,
+			   uint64_t pos)
+{
+	uint8_t k[24], v[18] = { 1, 0 };
+	uint64_t b = (uint64_t)ts ^ (UINT64_C(1) << 63);
+
+	memset(k, 0, sizeof k);
+	k[3] = 1;
+	for (int i = 0; i < 8; i++) {
+		k[8 + i] = (uint8_t)(b >> (56 - 8 * i));
+		k[16 + i] = (uint8_t)(offset >> (56 - 8 * i));
+	}
+	memcpy(v + 2, &seg, 8);
+	memcpy(v + 10, &pos, 8);
+	lmdb_put("time_index", k, sizeof k, v, sizeof v);
+}
+
+struct problems {
+	int n;
+	char text[2048];
+};
+
+static void note_problem(void *arg, const char *topic, uint32_t partition,
+			 const char *file, uint64_t position, const char *what)
+{
+	struct problems *p = arg;
+	size_t l = strlen(p->text);
+
+	(void)topic;
+	(void)partition;
+	(void)file;
+	(void)position;
+	p->n++;
+	snprintf(p->text + l, sizeof p->text - l, "%s\n", what);
+}
+
+START_TEST(test_index_damage_verify_and_recover)
+{
+	mqlog *db = h_open(dir);
+	mqlog_topic_config c = h_cfg(1, 1 << 20, MQLOG_SYNC_ALWAYS);
+	struct problems pr = { 0, "" };
+	mqlog_recover_stats st;
+	static const char *const vals[] = { "a", "b" };
+	mqlog_topic *t;
+
+	c.index_interval_bytes = 1; /* an entry for every batch */
+	h_create(db, "t", &c);
+	t = h_topic(db, "t");
+	for (int i = 0; i < 6; i++) {
+		mqlog_msg m[2] = { h_msg(vals[0], 1000 + 10 * i),
+				   h_msg(vals[1], 1000 + 10 * i + 5) };
+		ck_assert_int_eq(
+			mqlog_append(t, 0, m, 2, MQLOG_SYNC_DEFAULT, NULL), 0);
+	}
+	mqlog_topic_close(t);
+	ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL), 0);
+	mqlog_close(db);
+
+	put_off_entry(2, 0, 12345);    /* batch 2 is elsewhere */
+	put_off_entry(3, 0, 0);	       /* offset 3 starts no batch */
+	put_time_entry(1011, 4, 7, 0); /* wrong segment */
+
+	db = h_open(dir);
+	ck_assert_int_eq(mqlog_verify(db, "t", note_problem, &pr, NULL),
+			 MQLOG_ECORRUPT);
+	ck_assert_msg(h_contains(pr.text, "says segment 0 byte 12345") &&
+			      h_contains(pr.text,
+					 "offset index entry 3 (segment 0, "
+					 "byte 0) points at no batch") &&
+			      h_contains(pr.text, "time index entry for offset "
+						  "4 has the wrong position"),
+		      "problems: %s", pr.text);
+	/* Records are read from the log, exactly, damage or not. */
+	t = h_topic(db, "t");
+	struct h_recs rs = { 0 };
+	h_read_all(t, 0, &rs);
+	ck_assert_uint_eq(rs.n, 12);
+	h_recs_free(&rs);
+	mqlog_topic_close(t);
+	ck_assert_int_eq(mqlog_recover(db, "t", &st), 0);
+	ck_assert_uint_ge(st.index_entries, 6);
+	ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL), 0);
+	mqlog_close(db);
+
+	/* A time entry that understates what came before it would make
+	 * time lookups land late. */
+	put_time_entry(1, 6, 0, 0);
+	pr.n = 0;
+	pr.text[0] = 0;
+	db = h_open(dir);
+	ck_assert_int_eq(mqlog_verify(db, "t", note_problem, &pr, NULL),
+			 MQLOG_ECORRUPT);
+	ck_assert_msg(h_contains(pr.text, "claims max timestamp 1, log has"),
+		      "problems: %s", pr.text);
+	ck_assert_int_eq(mqlog_recover(db, "t", &st), 0);
+	ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL), 0);
+	mqlog_close(db);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("edges");
@@ -1192,6 +1378,9 @@ int main(void)
 	tcase_add_test(tc, test_foreign_segment_names);
 	tcase_add_test(tc, test_reader_follows_big_record);
 	tcase_add_test(tc, test_scan_callback_stops);
+	tcase_add_test(tc, test_consumer_reassign_keeps_positions);
+	tcase_add_test(tc, test_consumer_continues_after_release);
+	tcase_add_test(tc, test_index_damage_verify_and_recover);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
