@@ -943,6 +943,44 @@ START_TEST(test_readonly_admin_calls)
 	ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL), 0);
 	ck_assert_uint_eq(h_info(t, 0).start_offset, 0);
 	ck_assert_uint_eq(h_info(t, 0).end_offset, 4);
+	/* No writer can wake a read-only reader: waiting just times out. */
+	mqlog_reader *r = NULL;
+	ck_assert_int_eq(mqlog_reader_open(t, 0, &r), 0);
+	ck_assert_int_eq(mqlog_reader_seek(r, 4), 0);
+	double t0 = h_mono_ms();
+	ck_assert_int_eq(mqlog_reader_wait(r, 30), MQLOG_ETIMEDOUT);
+	ck_assert_double_ge(h_mono_ms() - t0, 25);
+	ck_assert_int_eq(mqlog_reader_seek(r, 3), 0);
+	ck_assert_int_eq(mqlog_reader_wait(r, 30), 0);
+	mqlog_reader_close(r);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
+/* An append with sync INTERVAL on a sync NONE topic is synced by the
+ * background flusher within the interval; mqlog_sync skips partitions
+ * never opened. */
+START_TEST(test_interval_append_on_none_topic)
+{
+	mqlog *db = h_open(dir);
+	mqlog_topic_config c = h_cfg(2, 1 << 20, MQLOG_SYNC_NONE);
+	mqlog_msg m = h_msg("v", 0);
+	mqlog_topic *t;
+
+	c.sync_interval_ms = 20;
+	h_create(db, "t", &c);
+	t = h_topic(db, "t");
+	ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_NONE, NULL), 0);
+	ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_INTERVAL, NULL),
+			 0);
+	double t0 = h_mono_ms();
+	while (h_info(t, 0).durable_offset < 2 && h_mono_ms() - t0 < 5000)
+		h_sleep_ms(5);
+	ck_assert_uint_eq(h_info(t, 0).durable_offset, 2);
+	ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_NONE, NULL), 0);
+	ck_assert_int_eq(mqlog_sync(db), 0);
+	ck_assert_uint_eq(h_info(t, 0).durable_offset, 3);
 	mqlog_topic_close(t);
 	mqlog_close(db);
 }
@@ -1381,6 +1419,7 @@ int main(void)
 	tcase_add_test(tc, test_consumer_reassign_keeps_positions);
 	tcase_add_test(tc, test_consumer_continues_after_release);
 	tcase_add_test(tc, test_index_damage_verify_and_recover);
+	tcase_add_test(tc, test_interval_append_on_none_topic);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
