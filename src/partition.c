@@ -475,22 +475,13 @@ static void drop_stale_entries(struct partition *p, struct rebuild_ctx *c,
 }
 
 /*
- * Rebuild the partition's view of itself from its segment files: find the
- * active segment, scan its tail from the last trustworthy index entry,
- * truncate an invalid tail (when @modify), catch the index up, and fill the
- * state.  With @full the derived index is cleared and rebuilt from every
- * segment.  Caller holds the append lock or the state file's OFD lock, or
- * owns a private state.
- */
-/*
  * Committed group offsets past the recovered end: LMDB syncs a group
  * commit on its own, so a power cut can keep a commit that counted records
  * of an unsynced log tail it then lost.  The next records appended get
- * those offsets; a member resuming from the old commit would skip them
- * (or, without this, wait past the end for records that never come).  So
- * before anything is appended, such offsets are set back to the end, as a
- * Kafka consumer resets an out-of-range offset, and counted
- * (mqlog_recover_stats.offsets_clamped).
+ * those offsets; a member claiming the partition after that would resume
+ * from the old commit and skip them.  So before anything is appended, such
+ * offsets are set back to the end, durably, as a Kafka consumer resets an
+ * out-of-range offset, and counted (mqlog_recover_stats.offsets_clamped).
  */
 static int clamp_group_offsets(struct partition *p, uint64_t end)
 {
@@ -505,6 +496,14 @@ static int clamp_group_offsets(struct partition *p, uint64_t end)
 	return 0;
 }
 
+/*
+ * Rebuild the partition's view of itself from its segment files: find the
+ * active segment, scan its tail from the last trustworthy index entry,
+ * truncate an invalid tail (when @modify), catch the index up, and fill the
+ * state.  With @full the derived index is cleared and rebuilt from every
+ * segment.  Caller holds the append lock or the state file's OFD lock, or
+ * owns a private state.
+ */
 static int recover_locked(struct partition *p, bool modify, bool full,
 			  struct recover_out *out)
 {
