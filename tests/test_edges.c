@@ -10,6 +10,7 @@
  * that names what was wrong, and for leaving things as they were.
  */
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -1388,6 +1389,85 @@ START_TEST(test_index_damage_verify_and_recover)
 }
 END_TEST
 
+/* A standalone consumer of a read-only directory: no writer can wake it,
+ * so a poll at the end sleeps out its timeout and returns nothing. */
+START_TEST(test_readonly_consumer_poll_times_out)
+{
+	mqlog *db = make_db(2, 3);
+	mqlog_options ro;
+	mqlog_consumer *c = NULL;
+	mqlog_record recs[8];
+	uint32_t parts[2] = { 0, 1 };
+	size_t n = 0, total = 0;
+
+	mqlog_close(db);
+	mqlog_options_init(&ro);
+	ro.flags = MQLOG_OPEN_RDONLY;
+	ck_assert_int_eq(mqlog_open(dir, &ro, &db), 0);
+	mqlog_topic *t = h_topic(db, "t");
+	ck_assert_int_eq(mqlog_consumer_open(t, NULL, &c), 0);
+	ck_assert_int_eq(mqlog_consumer_assign(c, parts, 2), 0);
+	while (mqlog_consumer_poll(c, recs, 8, 0, &n) == 0 && n)
+		total += n;
+	ck_assert_uint_eq(total, 6);
+	double t0 = h_mono_ms();
+	ck_assert_int_eq(mqlog_consumer_poll(c, recs, 8, 40, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_double_ge(h_mono_ms() - t0, 35);
+	mqlog_consumer_close(c);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
+struct late_append {
+	mqlog_topic *t;
+	uint32_t part;
+};
+
+static void *append_later(void *arg)
+{
+	struct late_append *a = arg;
+
+	h_sleep_ms(60);
+	h_append1(a->t, a->part, "late");
+	return NULL;
+}
+
+/* More partitions than one futex_waitv takes (127): the consumer waits
+ * on them in turns and still wakes for an append to the last one. */
+START_TEST(test_consumer_waits_on_many_partitions)
+{
+	mqlog *db = h_open(dir);
+	mqlog_topic_config c = h_cfg(130, 4096, MQLOG_SYNC_NONE);
+	mqlog_consumer *k = NULL;
+	uint32_t parts[130];
+	mqlog_record rec;
+	size_t n = 0;
+	pthread_t th;
+
+	h_create(db, "t", &c);
+	mqlog_topic *t = h_topic(db, "t");
+	for (uint32_t p = 0; p < 130; p++)
+		parts[p] = p;
+	ck_assert_int_eq(mqlog_consumer_open(t, NULL, &k), 0);
+	ck_assert_int_eq(mqlog_consumer_assign(k, parts, 130), 0);
+	ck_assert_int_eq(mqlog_consumer_poll(k, &rec, 1, 0, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	struct late_append a = { t, 129 };
+	ck_assert_int_eq(pthread_create(&th, NULL, append_later, &a), 0);
+	double t0 = h_mono_ms();
+	ck_assert_int_eq(mqlog_consumer_poll(k, &rec, 1, 5000, &n), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(rec.partition, 129);
+	ck_assert_double_lt(h_mono_ms() - t0, 4000);
+	mqlog_consumer_close(k);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("edges");
@@ -1420,6 +1500,8 @@ int main(void)
 	tcase_add_test(tc, test_consumer_continues_after_release);
 	tcase_add_test(tc, test_index_damage_verify_and_recover);
 	tcase_add_test(tc, test_interval_append_on_none_topic);
+	tcase_add_test(tc, test_readonly_consumer_poll_times_out);
+	tcase_add_test(tc, test_consumer_waits_on_many_partitions);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
