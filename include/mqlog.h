@@ -1300,6 +1300,9 @@ typedef struct mqlog_recover_stats {
 	uint64_t partitions;       /* partitions recovered */
 	uint64_t truncated_bytes;  /* torn-tail bytes removed */
 	uint64_t index_entries;    /* index entries rewritten */
+	uint64_t offsets_clamped;  /* committed group offsets that were past
+				    * the recovered log end (a power cut lost
+				    * the log tail they counted), set to it */
 } mqlog_recover_stats;
 
 /*

@@ -276,6 +276,7 @@ struct partition {
 	bool truncate_pending;    /* index entries >= truncate_from must go */
 	uint64_t truncate_from;   /*   before any new entry is written */
 	uint64_t truncated_at_open; /* torn-tail bytes this process removed */
+	uint64_t clamped_at_open;   /* group offsets it moved back to the end */
 	uint64_t prealloc_base;   /* segment that prealloc_end refers to */
 	uint64_t prealloc_end;    /* blocks reserved up to here (this process) */
 	int wb_fd;                /* flusher's descriptor of segment wb_base, or -1 */

@@ -652,6 +652,7 @@ static int commit_txn(struct group_snap *s, void *arg)
 	}
 	renew(m, op);
 	op->lease_until = m->lease_until;
+	MQ_CRASH_POINT("commit.before");
 	return 0;
 }
 
@@ -754,6 +755,8 @@ int group_op_commit(struct group_op *op)
 {
 	int rc = run(op, true, commit_txn);
 
+	if (rc == 0)
+		MQ_CRASH_POINT("commit.after");
 	if (!rc)
 		(void)retention_interest_commit(op->t, op->list, op->offsets,
 						op->nlist);

@@ -2799,3 +2799,84 @@ int index_group_delete(struct index *ix, const char *group, uint32_t tid,
 		return rc;
 	return ix_update(ix, true, ix_group_delete_txn, &a);
 }
+
+/*
+ * Committed offsets ahead of the log (a power cut kept a durable group
+ * commit but lost the unsynced log tail it counted): walk group_offsets
+ * for (tid, part) and, when @write, set every committed offset above @end
+ * to @end.  *n gets how many there are.
+ */
+struct ix_clamp_args {
+	uint32_t tid, part; /* the partition */
+	uint64_t end;	    /* its recovered log end */
+	bool write;	    /* rewrite them (in a write transaction) */
+	uint64_t n;	    /* found above end */
+};
+
+static int ix_group_clamp_walk(struct index *ix, MDB_txn *txn, void *arg)
+{
+	struct ix_clamp_args *a = arg;
+	struct group_ref ref;
+	struct group_part gp;
+	uint8_t v[IX_GPART_VAL_SIZE];
+	MDB_cursor *cur;
+	MDB_val k, val;
+	size_t rest;
+	int rc;
+
+	a->n = 0;
+	rc = mdb_cursor_open(txn, ix->dbi[DB_GROUP_OFFSETS], &cur);
+	if (rc)
+		return ix_fail(ix, rc, "group_offsets cursor");
+	for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+		if (!ix_group_split(&k, &ref, &rest) || rest != 4 ||
+		    ref.tid != a->tid ||
+		    mq_ldbe32((const uint8_t *)k.mv_data + k.mv_size - 4) !=
+			    a->part ||
+		    !ix_dec_gpart(&val, &gp))
+			continue; /* not this partition (or reported by load) */
+		if (gp.committed == GROUP_NO_OFFSET || gp.committed <= a->end)
+			continue;
+		a->n++;
+		if (!a->write)
+			continue;
+		gp.committed = a->end;
+		gp.commit_ms = mq_now_ms();
+		ix_enc_gpart(v, &gp);
+		val = ix_val(v, sizeof v);
+		rc = mdb_cursor_put(cur, &k, &val, MDB_CURRENT);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+		return ix_fail(ix, rc,
+			       "group_offsets clamp of topic %u "
+			       "partition %u",
+			       a->tid, a->part);
+	return 0;
+}
+
+int index_group_clamp(struct index *ix, uint32_t tid, uint32_t part,
+		      uint64_t end, uint64_t *clamped)
+{
+	struct ix_clamp_args a = { .tid = tid, .part = part, .end = end };
+	MDB_txn *txn;
+	int rc;
+
+	*clamped = 0;
+	/* A read first: the usual answer is "none", which writes nothing. */
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	rc = ix_group_clamp_walk(ix, txn, &a);
+	ix_read_end(ix, txn);
+	if (rc || a.n == 0)
+		return rc;
+	a.write = true;
+	rc = ix_update(ix, true, ix_group_clamp_walk, &a);
+	if (rc == 0)
+		*clamped = a.n;
+	return rc;
+}

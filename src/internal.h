@@ -177,7 +177,9 @@ void io_record_free(void);
  *
  * Points: append.before_write, append.after_write, append.after_publish,
  * sync.before, sync.after, roll.after_create, roll.after_publish,
- * index.before_flush, retention.after_persist, retention.after_unlink.
+ * index.before_flush, retention.after_persist, retention.after_unlink,
+ * commit.before (a group offset commit written in its LMDB transaction,
+ * not committed), commit.after (committed and synced, not yet returned).
  */
 extern int io_crash_armed;
 void io_crash_hit(const char *name);
@@ -518,6 +520,14 @@ int index_group_peek(struct index *ix, const char *group, uint32_t tid,
 
 /* index_group_list - every (group, tid) with a record, sorted, malloc'd. */
 int index_group_list(struct index *ix, struct group_ref **out, size_t *n);
+
+/*
+ * index_group_clamp - set every group's committed offset of partition
+ * @part of topic @tid that is above @end (the recovered log end) to @end,
+ * durably; *clamped gets how many were.  Writes nothing when none is.
+ */
+int index_group_clamp(struct index *ix, uint32_t tid, uint32_t part,
+		      uint64_t end, uint64_t *clamped);
 
 void group_snap_free(struct group_snap *s);
 

@@ -444,8 +444,12 @@ int mqlog_open(const char *path, const mqlog_options *opts, mqlog **out)
 
 	if (!path || !*path || !out)
 		return mq_err(MQLOG_EINVAL, "mqlog_open: path and out required");
+	/* The reason first: the path itself would fill the message. */
 	if (strlen(path) > MQ_PATH_MAX - 512)
-		return mq_err(MQLOG_EINVAL, "%s: path too long", path);
+		return mq_err(MQLOG_EINVAL,
+			      "mqlog_open: path too long (%zu bytes, at most "
+			      "%d): %.64s...",
+			      strlen(path), MQ_PATH_MAX - 512, path);
 	if (!opts) {
 		mqlog_options_init(&defaults);
 		opts = &defaults;

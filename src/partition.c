@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -484,6 +485,28 @@ static void drop_stale_entries(struct partition *p, struct rebuild_ctx *c,
 }
 
 /*
+ * Committed group offsets past the recovered end: LMDB syncs a group
+ * commit on its own, so a power cut can keep a commit that counted records
+ * of an unsynced log tail it then lost.  The next records appended get
+ * those offsets; a member claiming the partition after that would resume
+ * from the old commit and skip them.  So before anything is appended, such
+ * offsets are set back to the end, durably, as a Kafka consumer resets an
+ * out-of-range offset, and counted (mqlog_recover_stats.offsets_clamped).
+ */
+static int clamp_group_offsets(struct partition *p, uint64_t end)
+{
+	uint64_t n = 0;
+	int rc = index_group_clamp(pix(p), ptid(p), p->id, end, &n);
+
+	if (rc)
+		return mq_err_wrap(rc,
+				   "%s: group offsets past the end %" PRIu64,
+				   p->dir, end);
+	p->clamped_at_open += n;
+	return 0;
+}
+
+/*
  * Rebuild the partition's view of itself from its segment files: find the
  * active segment, scan its tail from the last trustworthy index entry,
  * truncate an invalid tail (when @modify), catch the index up, and fill the
@@ -553,7 +576,7 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		}
 		set_state(st, log_start, 0, log_start, log_start, log_start,
 			  INT64_MIN, INT64_MIN, 0, 0);
-		return 0;
+		return modify ? clamp_group_offsets(p, log_start) : 0;
 	}
 
 	c = calloc(1, sizeof *c);
@@ -604,11 +627,21 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		 * writes once they are durable (the index must never lead
 		 * durable data, see partition_flush_index), and
 		 * durable_offset starts at the active segment: sealed
-		 * segments were synced before they were sealed. */
+		 * segments were synced before they were sealed.  A full
+		 * rebuild (mqlog_recover, or an index that disagrees with
+		 * the log) is asked to leave a complete index: it syncs the
+		 * segment and writes the entries. */
 		fd = io_open(path, O_RDWR, 0);
 		if (fd < 0) {
 			rc = mq_err(fd, "%s", path);
 			goto out;
+		}
+		if (full) {
+			rc = io_fdatasync(fd);
+			if (rc) {
+				rc = mq_err(rc, "%s: fdatasync", path);
+				goto out;
+			}
 		}
 	}
 
@@ -646,7 +679,7 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 	c->seg = last;
 	c->have_last = false;
 	c->running_max = running;
-	c->buffer = modify && c->write;
+	c->buffer = modify && c->write && !full;
 	uint64_t check_from = 0;
 	if (p->trust_valid && p->trust_base == last &&
 	    p->trust_end >= start_pos && p->trust_end <= m.file_size)
@@ -700,7 +733,8 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 			total += (uint64_t)sst.st_size;
 	}
 	set_state(st, last, res.valid_end, res.next_offset, so,
-		  modify ? last : 0, res.max_ts, segmax,
+		  modify ? (full ? res.next_offset : last) : 0, res.max_ts,
+		  segmax,
 		  c->have_last ? c->last_pos : start_pos, total);
 	/* Segments wholly below the start: a retention deletion that died
 	 * between persisting the start and unlinking the files. */
@@ -708,6 +742,8 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		rc = retention_delete_below(p, so);
 	else
 		rc = 0;
+	if (modify && rc == 0)
+		rc = clamp_group_offsets(p, res.next_offset);
 	if (modify && rc == 0) {
 		/* Derived entries below the first segment: a deletion that
 		 * died after unlinking files but before trimming the index

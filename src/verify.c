@@ -493,6 +493,8 @@ int mqlog_recover(mqlog *db, const char *topic, mqlog_recover_stats *stats)
 			if (!rc) {
 				stats->truncated_bytes += p->truncated_at_open;
 				p->truncated_at_open = 0;
+				stats->offsets_clamped += p->clamped_at_open;
+				p->clamped_at_open = 0;
 			}
 		}
 		mqlog_topic_close(t);

@@ -24,7 +24,10 @@ struct snap {
 	size_t at;       /* index of the note in the op log */
 	uint8_t *data;   /* file contents (NULL: no file yet) */
 	size_t len;      /* bytes */
+	uint64_t committed[4]; /* group offsets it holds (GROUP_NONE: none) */
 };
+
+#define GROUP_NONE UINT64_MAX
 
 /* Everything a run leaves for the state builder. */
 struct run {
@@ -33,6 +36,7 @@ struct run {
 	size_t nops;             /* entries in the op log */
 	struct snap *snaps;      /* one per note */
 	size_t nsnaps;
+	uint64_t committed[4];   /* the workload's last durable group commit */
 };
 
 /* ======================================================================== */

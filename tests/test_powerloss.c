@@ -28,6 +28,16 @@
  * copies are never older than the last primary write (topic creation, a
  * log start persisted by retention), which LMDB syncs before going on.
  *
+ * A group workload also consumes as member of group "cg" and commits after
+ * every poll while the topic's appends are synced only now and then (sync
+ * NONE): LMDB syncs each commit, so a cut can keep commits past the log
+ * end it leaves.  Commits are primary writes too (no copy older than the
+ * last one, none newer crosses one); each copy knows the offsets it holds.
+ * There recovery must set every committed offset past the recovered end
+ * back to the end, and a member joining after more records were appended
+ * must start exactly there: not fail, not skip the records that were
+ * appended at the offsets the lost commit had counted.
+ *
  * Each state is opened, recovered and checked: every record acknowledged
  * under sync ALWAYS is there with its exact bytes (beyond what retention
  * may drop), offsets are dense, seeks by offset and by time land exactly,
@@ -47,6 +57,7 @@ enum {
 	NOTE_CREATED = 2, /* mqlog_topic_create returned */
 	NOTE_ACK = 3,     /* an append (or a sync) acknowledged: part, end */
 	NOTE_STEP = 4,    /* an append returned, not yet acknowledged */
+	NOTE_COMMIT = 5,  /* a group commit returned (durable in LMDB) */
 };
 
 static uint64_t note_tag(unsigned kind, uint32_t part, uint64_t end)
@@ -76,6 +87,7 @@ struct workload {
 				  * mqlog_topic_sync after every Nth append
 				  * acknowledges what came before */
 	uint32_t seed;           /* generator seed */
+	bool group;		 /* also consume as group "cg", committing */
 };
 
 static void take_snap(struct run *r, const char *db)
@@ -91,6 +103,7 @@ static void take_snap(struct run *r, const char *db)
 	s->at = io_record_count() - 1;
 	s->data = NULL;
 	s->len = 0;
+	memcpy(s->committed, r->committed, sizeof s->committed);
 	snprintf(path, sizeof path, "%s/meta/data.mdb", db);
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
@@ -113,6 +126,27 @@ static void note(struct run *r, const char *db, uint64_t tag)
 	take_snap(r, db);
 }
 
+/* Poll what is there and commit it; a note after the commit returned. */
+static void group_step(struct run *r, const char *db, mqlog_consumer *gc,
+		       uint32_t parts)
+{
+	mqlog_record recs[16];
+	size_t n = 0;
+	int rc = mqlog_consumer_poll(gc, recs, 16, 0, &n);
+
+	ck_assert_msg(rc == 0, "poll: %s", mqlog_errmsg(NULL));
+	if (n == 0)
+		return;
+	rc = mqlog_consumer_commit(gc);
+	ck_assert_msg(rc == 0, "commit: %s", mqlog_errmsg(NULL));
+	for (uint32_t p = 0; p < parts; p++) {
+		uint64_t pos;
+		if (mqlog_consumer_position(gc, p, &pos) == 0)
+			r->committed[p] = pos;
+	}
+	note(r, db, note_tag(NOTE_COMMIT, 0, 0));
+}
+
 /* Run @w with the recorder on, under @root (an empty directory). */
 static void run_workload(const struct workload *w, const char *root,
 			 struct run *r)
@@ -122,9 +156,12 @@ static void run_workload(const struct workload *w, const char *root,
 	mqlog_topic *t = NULL;
 	mqlog_topic_config c;
 	uint64_t end[MAXPART] = { 0 };
+	mqlog_consumer *gc = NULL;
 	int rc;
 
 	memset(r, 0, sizeof *r);
+	for (int p = 0; p < MAXPART; p++)
+		r->committed[p] = GROUP_NONE;
 	r->w = w;
 	snprintf(r->root, sizeof r->root, "%s", root);
 	snprintf(db, sizeof db, "%s/db", root);
@@ -141,6 +178,17 @@ static void run_workload(const struct workload *w, const char *root,
 	ck_assert_msg(rc == 0, "create: %s", mqlog_errmsg(NULL));
 	note(r, db, note_tag(NOTE_CREATED, 0, 0));
 	t = h_topic(h, "t");
+	if (w->group) {
+		mqlog_consumer_options o;
+		mqlog_consumer_options_init(&o);
+		o.group = "cg";
+		o.commit_mode = MQLOG_COMMIT_MANUAL;
+		/* Its lease has long run out when the states are checked. */
+		o.heartbeat_ms = 5;
+		o.lease_ms = 10;
+		rc = mqlog_consumer_open(t, &o, &gc);
+		ck_assert_msg(rc == 0, "consumer: %s", mqlog_errmsg(NULL));
+	}
 	for (int i = 0; i < w->appends; i++) {
 		uint32_t part = (uint32_t)i % w->partitions;
 		size_t n = 1 + (size_t)(bt_mix((uint64_t)i + w->seed) % 3);
@@ -163,7 +211,10 @@ static void run_workload(const struct workload *w, const char *root,
 			 * hold when the power goes before the next sync. */
 			note(r, db, note_tag(NOTE_STEP, part, end[part]));
 		}
+		if (gc)
+			group_step(r, db, gc, w->partitions);
 	}
+	mqlog_consumer_close(gc);
 	mqlog_topic_close(t);
 	mqlog_close(h);
 	io_record_stop();
@@ -204,10 +255,137 @@ static void acked_before(const struct run *r, size_t c, struct acked *a)
 	}
 }
 
-/* Recover the state in @dir and check it; returns 0 or -1 with @why. */
-static int check_state(const struct run *r, const char *dir,
+static unsigned long group_states, group_clamped;
+
+/*
+ * The group of a group workload, after recovery left the partitions
+ * ending at @rend: each committed offset is the one of the meta copy
+ * (@meta), or the recovered end when that one is past it.  Then, with
+ * records appended past every old commit, a new member starts each
+ * partition exactly at its committed offset and reads on to the end.
+ */
+static int check_group(const struct run *r, mqlog *h, mqlog_topic *t, int meta,
+		       const uint64_t *rend, char *why, size_t cap)
+{
+	const struct workload *w = r->w;
+	uint64_t want[MAXPART], next[MAXPART], end[MAXPART];
+	mqlog_group_info *gi = NULL;
+	mqlog_consumer *c = NULL;
+	mqlog_consumer_options o;
+	bool any = false;
+	int rc, ret = -1;
+
+	group_states++;
+	for (uint32_t p = 0; p < w->partitions; p++) {
+		uint64_t sc = meta >= 0 ? r->snaps[meta].committed[p] :
+					  GROUP_NONE;
+		want[p] = sc == GROUP_NONE ? GROUP_NONE :
+					     (sc < rend[p] ? sc : rend[p]);
+		any |= sc != GROUP_NONE;
+		if (sc != GROUP_NONE && sc > rend[p])
+			group_clamped++;
+	}
+	rc = mqlog_group_describe(h, "cg", "t", &gi);
+	if (rc == MQLOG_ENOENT && !any)
+		return 0; /* no member ever joined in this copy */
+	if (rc)
+		return bt_fail(why, cap, "describe: %s: %s", mqlog_errname(rc),
+			       mqlog_errmsg(NULL));
+	for (uint32_t p = 0; p < w->partitions; p++) {
+		const mqlog_group_partition_info *gp = &gi->partitions[p];
+		if (want[p] == GROUP_NONE ?
+			    gp->has_committed :
+			    !gp->has_committed || gp->committed != want[p]) {
+			bt_fail(why, cap,
+				"partition %u: committed %s%" PRIu64
+				", want %" PRIu64 " (copy holds %" PRIu64
+				", log ends at %" PRIu64 ")",
+				p, gp->has_committed ? "" : "none ",
+				gp->committed, want[p],
+				meta >= 0 ? r->snaps[meta].committed[p] : 0,
+				rend[p]);
+			mqlog_group_info_free(gi, 1);
+			return -1;
+		}
+	}
+	mqlog_group_info_free(gi, 1);
+
+	/* Records at the offsets a lost commit had counted, and beyond. */
+	for (uint32_t p = 0; p < w->partitions; p++) {
+		mqlog_partition_info info = h_info(t, p);
+		uint64_t sc = meta >= 0 ? r->snaps[meta].committed[p] :
+					  GROUP_NONE;
+		end[p] = info.end_offset;
+		while (sc != GROUP_NONE && end[p] <= sc) {
+			uint64_t base = 0, n = sc - end[p] + 1;
+			rc = bt_append(t, w->seed, p, end[p], n > 16 ? 16 : n,
+				       w->vmax, MQLOG_SYNC_NONE, &base);
+			if (rc || base != end[p])
+				return bt_fail(why, cap, "append: %s",
+					       mqlog_errmsg(NULL));
+			end[p] += n > 16 ? 16 : n;
+		}
+		next[p] = want[p] == GROUP_NONE ? 0 : want[p];
+	}
+	mqlog_consumer_options_init(&o);
+	o.group = "cg";
+	o.commit_mode = MQLOG_COMMIT_MANUAL;
+	o.heartbeat_ms = 5;
+	o.lease_ms = 10;
+	rc = mqlog_consumer_open(t, &o, &c);
+	if (rc)
+		return bt_fail(why, cap, "consumer open: %s",
+			       mqlog_errmsg(NULL));
+	for (double t0 = h_mono_ms();;) {
+		mqlog_record recs[64];
+		size_t n = 0;
+		bool done = true;
+		for (uint32_t p = 0; p < w->partitions; p++)
+			done &= next[p] == end[p];
+		if (done)
+			break;
+		if (h_mono_ms() - t0 > 5000) {
+			bt_fail(why, cap,
+				"the member read partition 0 to %" PRIu64
+				" of %" PRIu64 " only",
+				next[0], end[0]);
+			goto out;
+		}
+		rc = mqlog_consumer_poll(c, recs, 64, 50, &n);
+		if (rc) {
+			bt_fail(why, cap, "poll: %s: %s", mqlog_errname(rc),
+				mqlog_errmsg(NULL));
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			uint32_t p = recs[i].partition;
+			if (recs[i].offset != next[p]) {
+				bt_fail(why, cap,
+					"the member read partition %u at %" PRIu64
+					", want %" PRIu64 " (committed %" PRIu64
+					", recovered end %" PRIu64 ")",
+					p, recs[i].offset, next[p], want[p],
+					rend[p]);
+				goto out;
+			}
+			if (bt_check_rec(w->seed, p, w->vmax, &recs[i], why,
+					 cap))
+				goto out;
+			next[p]++;
+		}
+	}
+	ret = 0;
+out:
+	mqlog_consumer_close(c);
+	return ret;
+}
+
+/* Recover the state in @dir (with meta copy @meta) and check it; returns
+ * 0 or -1 with @why. */
+static int check_state(const struct run *r, const char *dir, int meta,
 		       const struct acked *a, char *why, size_t cap)
 {
+	uint64_t rend[MAXPART] = { 0 };
 	const struct workload *w = r->w;
 	char db[4200];
 	mqlog *h = NULL;
@@ -242,6 +420,7 @@ static int check_state(const struct run *r, const char *dir,
 		}
 		if (bt_check_partition(t, p, &e, &s, why, cap))
 			goto out;
+		rend[p] = s.end;
 		uint64_t base = 0;
 		rc = bt_append(t, w->seed, p, s.end, 1, w->vmax,
 			       MQLOG_SYNC_ALWAYS, &base);
@@ -254,6 +433,8 @@ static int check_state(const struct run *r, const char *dir,
 			goto out;
 		}
 	}
+	if (w->group && check_group(r, h, t, meta, rend, why, cap))
+		goto out;
 	if (bt_verify(h, NULL, why, cap))
 		goto out;
 	ret = 0;
@@ -331,8 +512,9 @@ static void meta_range(const struct run *r, size_t c, int *lo, int *cur,
 	*lo = *cur = *hi = -1;
 	for (size_t i = 0; i < c; i++) {
 		const struct io_rec *e = io_record_get(i);
-		if (is_seg_unlink(i) ||
-		    (e->op == IO_REC_NOTE && note_kind(e->tag) == NOTE_CREATED)) {
+		if (is_seg_unlink(i) || (e->op == IO_REC_NOTE &&
+					 (note_kind(e->tag) == NOTE_CREATED ||
+					  note_kind(e->tag) == NOTE_COMMIT))) {
 			last_primary = i;
 			have_primary = true;
 		}
@@ -359,7 +541,8 @@ static void meta_range(const struct run *r, size_t c, int *lo, int *cur,
 			later |= is_seg_unlink(i) ||
 				 (e->op == IO_REC_WRITE && e->len > 0) ||
 				 (e->op == IO_REC_NOTE &&
-				  note_kind(e->tag) == NOTE_CREATED);
+				  (note_kind(e->tag) == NOTE_CREATED ||
+				   note_kind(e->tag) == NOTE_COMMIT));
 		}
 		if (!later)
 			*hi = *cur + 1;
@@ -446,7 +629,8 @@ static void run_states(const struct run *r, const char *scratch,
 			grand.built++;
 			if (hset_add(seen, h)) {
 				grand.checked++;
-				if (check_state(r, dir, &a, why, sizeof why)) {
+				if (check_state(r, dir, vs[i].meta, &a, why,
+						sizeof why)) {
 					/* The state as it was before recovery,
 					 * for whoever debugs this. */
 					char orig[4300];
@@ -489,29 +673,45 @@ static void powerloss(const struct workload *w)
 
 static const struct workload workloads[] = {
 	/* Rolls every few batches; an index entry for most batches. */
-	{ "rolls", 1, 4096, 300, MQLOG_UNLIMITED, 40, 600, 0, 11 },
+	{ "rolls", 1, 4096, 300, MQLOG_UNLIMITED, 40, 600, 0, 11, false },
 	/* Two partitions appended in turn. */
-	{ "two partitions", 2, 4096, 1, MQLOG_UNLIMITED, 30, 300, 0, 12 },
+	{ "two partitions", 2, 4096, 1, MQLOG_UNLIMITED, 30, 300, 0, 12,
+	  false },
 	/* DROP_OLDEST retention deletes segments as it goes. */
-	{ "retention", 1, 4096, 500, 12, 40, 400, 0, 13 },
+	{ "retention", 1, 4096, 500, 12, 40, 400, 0, 13, false },
 	/* Appends under sync NONE, acknowledged by mqlog_topic_sync. */
-	{ "topic sync", 2, 4096, 400, MQLOG_UNLIMITED, 30, 500, 3, 14 },
+	{ "topic sync", 2, 4096, 400, MQLOG_UNLIMITED, 30, 500, 3, 14, false },
 	/* Sync NONE with an entry for every batch: the buffered index is
 	 * flushed (every 32 entries) well before the data is synced. */
-	{ "index ahead", 1, 1 << 20, 1, MQLOG_UNLIMITED, 70, 120, 35, 15 },
+	{ "index ahead", 1, 1 << 20, 1, MQLOG_UNLIMITED, 70, 120, 35, 15,
+	  false },
+	/* A group member consumes and commits (durably) after every append
+	 * while the log is synced at every 5th: commits run ahead of the
+	 * durable log. */
+	{ "group offsets", 2, 4096, 400, MQLOG_UNLIMITED, 30, 300, 5, 16,
+	  true },
 };
 
 START_TEST(test_powerloss)
 {
+	unsigned long clamped = group_clamped;
+
 	powerloss(&workloads[_i]);
+	/* The group workload must reach the case it is there for. */
+	if (workloads[_i].group)
+		ck_assert_msg(group_clamped > clamped,
+			      "no state had a commit past the recovered end");
 }
 END_TEST
 
 static void report(void)
 {
 	printf("powerloss: %lu operations recorded, %lu crash points, %lu "
-	       "states built, %lu distinct states recovered and checked\n",
-	       grand.ops, grand.points, grand.built, grand.checked);
+	       "states built, %lu distinct states recovered and checked; "
+	       "group: %lu states, %lu committed offsets past the recovered "
+	       "end\n",
+	       grand.ops, grand.points, grand.built, grand.checked,
+	       group_states, group_clamped);
 }
 
 int main(void)

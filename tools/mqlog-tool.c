@@ -2570,6 +2570,11 @@ static int cmd_recover(const struct command *cmd, int argc, char **argv)
 		       st.partitions, st.partitions == 1 ? "" : "s",
 		       st.truncated_bytes, st.truncated_bytes == 1 ? "" : "s",
 		       st.index_entries, st.index_entries == 1 ? "y" : "ies");
+	if ((rc == 0 || rc == MQLOG_ECORRUPT) && st.offsets_clamped)
+		printf("moved %" PRIu64 " committed group offset%s past the "
+		       "log end back to it (the log tail they counted was "
+		       "lost)\n",
+		       st.offsets_clamped, st.offsets_clamped == 1 ? "" : "s");
 	ret = stdout_error();
 	if (rc != 0) {
 		if (rc == MQLOG_ECORRUPT)
