@@ -1300,6 +1300,7 @@ static int append_admitted(struct partition *p, uint8_t *buf, size_t size,
  * with one FUTEX_WAKE per member and no mutex hand-over between them.
  */
 #define GC_WAIT_MAX_NS 500000u /* the longest a leader waits for company */
+#define GC_PAUSE_NS 40000u     /* a pause in arrivals that ends the wait */
 
 enum { GC_QUEUED, GC_LEAD, GC_DONE };
 
@@ -1388,6 +1389,7 @@ static int append_grouped(struct partition *p, uint8_t *buf, size_t size,
 		p->gc_head = &me;
 	p->gc_tail = &me;
 	p->gc_nq++;
+	p->gc_arrival_ns = mq_mono_ns();
 	if (!p->gc_leading && p->gc_head == &me) {
 		p->gc_leading = true;
 		me.state = GC_LEAD;
@@ -1412,7 +1414,10 @@ static int append_grouped(struct partition *p, uint8_t *buf, size_t size,
 
 		if (wait > GC_WAIT_MAX_NS)
 			wait = GC_WAIT_MAX_NS;
-		while (p->gc_nq < p->gc_last_n && mq_mono_ns() - t0 < wait) {
+		/* ... and stop early when arrivals pause: the rest are
+		 * not about to come (descheduled, or gone). */
+		while (p->gc_nq < p->gc_last_n && mq_mono_ns() - t0 < wait &&
+		       mq_mono_ns() - p->gc_arrival_ns < GC_PAUSE_NS) {
 			pthread_mutex_unlock(&p->gc_mu);
 			sched_yield();
 			pthread_mutex_lock(&p->gc_mu);
