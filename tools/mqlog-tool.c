@@ -3071,9 +3071,15 @@ static int cmd_dlq(const struct command *cmd, int argc, char **argv)
 	if (rc == 0) {
 		for (uint32_t p = 0; p < mqlog_topic_partitions(d); p++) {
 			mqlog_reader *r = NULL;
+			mqlog_partition_info pi;
 			mqlog_record rec;
 
-			rc = mqlog_reader_open(d, p, &r);
+			/* An empty partition may have no segment yet. */
+			rc = mqlog_partition_stat(d, p, &pi);
+			if (rc == 0 && pi.end_offset == pi.start_offset)
+				continue;
+			if (rc == 0)
+				rc = mqlog_reader_open(d, p, &r);
 			while (rc == 0 && (max == 0 || shown < max)) {
 				rc = mqlog_reader_next(r, &rec);
 				if (rc != 1)
