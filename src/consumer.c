@@ -1299,21 +1299,31 @@ static int not_assigned(const struct mqlog_consumer *c, uint32_t p,
 
 int mqlog_consumer_seek(mqlog_consumer *c, uint32_t partition, uint64_t offset)
 {
+	int rc;
+
 	if (!c)
 		return mq_err(MQLOG_EINVAL, "consumer seek: NULL consumer");
 	if (!assigned(c, partition))
 		return not_assigned(c, partition, "seek");
-	return mqlog_reader_seek(c->parts[partition].r, offset);
+	rc = mqlog_reader_seek(c->parts[partition].r, offset);
+	if (rc == 0)
+		unhold(&c->parts[partition]);
+	return rc;
 }
 
 int mqlog_consumer_seek_time(mqlog_consumer *c, uint32_t partition,
 			     int64_t timestamp_ms)
 {
+	int rc;
+
 	if (!c)
 		return mq_err(MQLOG_EINVAL, "consumer seek: NULL consumer");
 	if (!assigned(c, partition))
 		return not_assigned(c, partition, "seek");
-	return mqlog_reader_seek_time(c->parts[partition].r, timestamp_ms);
+	rc = mqlog_reader_seek_time(c->parts[partition].r, timestamp_ms);
+	if (rc == 0)
+		unhold(&c->parts[partition]);
+	return rc;
 }
 
 int mqlog_consumer_position(mqlog_consumer *c, uint32_t partition,
