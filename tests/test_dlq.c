@@ -425,6 +425,43 @@ START_TEST(test_schedule)
 }
 END_TEST
 
+START_TEST(test_due_in_topic_holds)
+{
+	/* A record with mqlog.due in the topic itself holds its partition
+	 * (the position stays on it, so a commit does not pass it); a seek
+	 * past it moves on. */
+	char due[32];
+	mqlog_header h = { { "mqlog.due", 9 }, { due, 0 } };
+	mqlog_msg m[2];
+	mqlog_consumer *c;
+	mqlog_consumer_stats st;
+	mqlog_record recs[4];
+	uint64_t pos = 99;
+	size_t n = 9;
+
+	setup_topic(1, 5, 0);
+	snprintf(due, sizeof due, "%" PRId64, h_wall_ms() + 3600000);
+	h.value.len = strlen(due);
+	m[0] = h_msg("a", MQLOG_TIMESTAMP_NOW);
+	m[0].headers = &h;
+	m[0].header_count = 1;
+	m[1] = h_msg("b", MQLOG_TIMESTAMP_NOW);
+	ck_assert_int_eq(mqlog_append(g_t, 0, m, 2, MQLOG_SYNC_DEFAULT, NULL),
+			 0);
+	c = open_group(g_t, "g");
+	ck_assert_int_eq(mqlog_consumer_poll(c, recs, 4, 200, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(mqlog_consumer_position(c, 0, &pos), 0);
+	ck_assert_uint_eq(pos, 0);
+	ck_assert_int_eq(mqlog_consumer_stats_get(c, &st), 0);
+	ck_assert_uint_ge(st.held, 1);
+	ck_assert_int_eq(mqlog_consumer_seek(c, 0, 1), 0);
+	ck_assert_int_ge(wait_for(c, "b", 2000, NULL), 0);
+	mqlog_consumer_close(c);
+	teardown_topic();
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Expiry                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -831,6 +868,7 @@ static Suite *dlq_suite(void)
 	tcase_add_test(tc, test_poison_threads_keep_flowing);
 	tcase_add_test(tc, test_delay_honoured);
 	tcase_add_test(tc, test_schedule);
+	tcase_add_test(tc, test_due_in_topic_holds);
 	tcase_add_test(tc, test_ttl_skipped);
 	tcase_add_test(tc, test_groups_apart);
 	tcase_add_test(tc, test_nack_bad_args);
