@@ -1036,10 +1036,11 @@ typedef struct mqlog_partition_offset {
 
 /*
  * mqlog_consumer_commit - commit, durably, the position of every assigned
- * partition (everything delivered so far counts as processed).
+ * partition (everything delivered so far counts as processed), and of the
+ * <topic>.retry partitions the member reads (see mqlog_consumer_nack()).
  *
  * mqlog_consumer_commit_offsets - commit @count explicit offsets (the next
- * record to process in each partition).  An offset outside the partition's
+ * record to process in each partition of the topic itself).  An offset outside the partition's
  * [start, end] is clamped into it.
  *
  * Both return 0 once the commit is durable (LMDB synced), MQLOG_EINVAL for

@@ -1644,7 +1644,7 @@ static int forward(struct mqlog_consumer *owner, struct mqlog_consumer *src,
 	if (rc)
 		goto out;
 
-	MQ_CRASH_POINT("intent-before-commit");
+	MQ_CRASH_POINT("intent.before_commit");
 	op_init(src, &op);
 	src->list[0] = partition;
 	src->offsets[0] = offset + 1;
@@ -1664,7 +1664,7 @@ static int forward(struct mqlog_consumer *owner, struct mqlog_consumer *src,
 	    src->parts[partition].committed < offset + 1)
 		src->parts[partition].committed = offset + 1;
 
-	MQ_CRASH_POINT("intent-after-commit");
+	MQ_CRASH_POINT("intent.after_commit");
 	rc = dlq_intent_deliver(src->t->db, buf, len, false, NULL);
 	if (rc) {
 		owner->intents_pending = true;
@@ -1677,7 +1677,7 @@ static int forward(struct mqlog_consumer *owner, struct mqlog_consumer *src,
 			    cp->dest);
 		goto out;
 	}
-	MQ_CRASH_POINT("intent-after-append");
+	MQ_CRASH_POINT("intent.after_append");
 	if (index_intent_del(src->t->db->ix, src->name, src->t->meta.id,
 			     partition, offset)) {
 		/* Appended: the leftover intent is found complete later. */

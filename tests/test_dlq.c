@@ -638,9 +638,9 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 
 static const char *const crash_points[] = {
-	"intent-before-commit",
-	"intent-after-commit",
-	"intent-after-append",
+	"intent.before_commit",
+	"intent.after_commit",
+	"intent.after_append",
 };
 
 /* Child: consume t as group g, nack "v2" with @point armed (dies). */
