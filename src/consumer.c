@@ -425,7 +425,8 @@ static int take_claims(struct mqlog_consumer *c, const struct group_op *op)
 		c->stats.recovered += done;
 		if (rc) {
 			c->intents_pending = true;
-			c->intents_retry = mono_ms() + (int64_t)c->opt.heartbeat_ms;
+			c->intents_retry =
+				mono_ms() + (int64_t)c->opt.heartbeat_ms;
 		}
 	}
 	return 0;
@@ -839,9 +840,10 @@ static bool wait_collect(struct mqlog_consumer *c, struct waitset *ws,
 			return false;
 		if (cp->part->st_private)
 			continue; /* no writer can wake it: nothing comes */
-		ws->wv[ws->n] = (struct futex_waitv){ .val = seen,
-						      .uaddr = (uintptr_t)&st->wake,
-						      .flags = FUTEX_32 };
+		ws->wv[ws->n] =
+			(struct futex_waitv){ .val = seen,
+					      .uaddr = (uintptr_t)&st->wake,
+					      .flags = FUTEX_32 };
 		ws->cnt[ws->n++] = &st->waiters;
 		taken++;
 	}
@@ -1172,8 +1174,7 @@ int mqlog_consumer_open(mqlog_topic *t, const mqlog_consumer_options *opts,
 		rc = mq_err(MQLOG_ENOMEM, "consumer of '%s'", t->name);
 		goto fail;
 	}
-	for (uint32_t p = 0; p < c->nparts; p++)
-	{
+	for (uint32_t p = 0; p < c->nparts; p++) {
 		c->parts[p].committed = GROUP_NO_OFFSET;
 		c->parts[p].rewind = GROUP_NO_OFFSET;
 	}
@@ -1342,8 +1343,8 @@ int mqlog_consumer_position(mqlog_consumer *c, uint32_t partition,
  * Returns 0 (records in *got), 1 when the partitions were lost (read
  * again), or an error.
  */
-static int read_commit(struct mqlog_consumer *c, mqlog_record *recs,
-		       size_t max, size_t *got)
+static int read_commit(struct mqlog_consumer *c, mqlog_record *recs, size_t max,
+		       size_t *got)
 {
 	int rc = read_round(c, recs, max, got);
 
@@ -1631,8 +1632,9 @@ static int forward(struct mqlog_consumer *owner, struct mqlog_consumer *src,
 				      cp->create_partitions, cp->create_sync,
 				      &dt);
 	if (rc)
-		return mq_err_wrap(rc, "group '%s' topic '%s' partition %u "
-				       "offset %" PRIu64,
+		return mq_err_wrap(rc,
+				   "group '%s' topic '%s' partition %u "
+				   "offset %" PRIu64,
 				   src->name, src->t->name, partition, offset);
 	cp->dest_partition %= mqlog_topic_partitions(dt);
 	rc = topic_partition(dt, cp->dest_partition, &dp);
@@ -1668,11 +1670,13 @@ static int forward(struct mqlog_consumer *owner, struct mqlog_consumer *src,
 	rc = dlq_intent_deliver(src->t->db, buf, len, false, NULL);
 	if (rc) {
 		owner->intents_pending = true;
-		owner->intents_retry = mono_ms() + (int64_t)owner->opt.heartbeat_ms;
-		mq_err_wrap(rc, "group '%s' topic '%s' partition %u offset "
-				"%" PRIu64 ": committed, its copy to %s is "
-				"pending and is appended by a later poll or "
-				"by the partition's next owner",
+		owner->intents_retry =
+			mono_ms() + (int64_t)owner->opt.heartbeat_ms;
+		mq_err_wrap(rc,
+			    "group '%s' topic '%s' partition %u offset "
+			    "%" PRIu64 ": committed, its copy to %s is "
+			    "pending and is appended by a later poll or "
+			    "by the partition's next owner",
 			    src->name, src->t->name, partition, offset,
 			    cp->dest);
 		goto out;
@@ -1682,7 +1686,8 @@ static int forward(struct mqlog_consumer *owner, struct mqlog_consumer *src,
 			     partition, offset)) {
 		/* Appended: the leftover intent is found complete later. */
 		owner->intents_pending = true;
-		owner->intents_retry = mono_ms() + (int64_t)owner->opt.heartbeat_ms;
+		owner->intents_retry =
+			mono_ms() + (int64_t)owner->opt.heartbeat_ms;
 	}
 out:
 	free(buf);
@@ -1706,7 +1711,8 @@ int mqlog_consumer_nack(mqlog_consumer *c, const mqlog_record *rec,
 		return mq_err(MQLOG_EINVAL, "consumer nack: NULL argument");
 	if (!c->name)
 		return mq_err(MQLOG_EINVAL,
-			      "consumer of '%s': nack needs a group", c->t->name);
+			      "consumer of '%s': nack needs a group",
+			      c->t->name);
 	if (c->is_retry || dlq_is_derived_name(c->t->name))
 		return mq_err(MQLOG_EINVAL,
 			      "group '%s' topic '%s': records of a retry or "
@@ -1796,8 +1802,7 @@ int mqlog_consumer_nack(mqlog_consumer *c, const mqlog_record *rec,
 	return 0;
 }
 
-int mqlog_consumer_stats_get(const mqlog_consumer *c,
-			     mqlog_consumer_stats *out)
+int mqlog_consumer_stats_get(const mqlog_consumer *c, mqlog_consumer_stats *out)
 {
 	if (!c || !out)
 		return mq_err(MQLOG_EINVAL, "consumer stats: NULL argument");
@@ -1863,18 +1868,17 @@ int mqlog_schedule(mqlog_topic *t, const mqlog_msg *msg, int64_t due_ms,
 	snprintf(due, sizeof due, "%" PRId64, due_ms);
 	hs[n - 3] = (mqlog_header){ { DLQ_H_DUE, sizeof DLQ_H_DUE - 1 },
 				    { due, strlen(due) } };
-	hs[n - 2] = (mqlog_header){ { DLQ_H_ATTEMPT,
-				      sizeof DLQ_H_ATTEMPT - 1 },
+	hs[n - 2] = (mqlog_header){ { DLQ_H_ATTEMPT, sizeof DLQ_H_ATTEMPT - 1 },
 				    { "0", 1 } };
 	hs[n - 1] = (mqlog_header){ { DLQ_H_OTOPIC, sizeof DLQ_H_OTOPIC - 1 },
 				    { t->name, strlen(t->name) } };
 	m = *msg;
 	m.headers = hs;
 	m.header_count = n;
-	part = msg->key.data ? mqlog_partition_for_key(msg->key.data,
-						       msg->key.len,
-						       cfg.partitions) :
-			       (uint32_t)(mq_mono_ns() / 1000u % cfg.partitions);
+	part = msg->key.data ?
+		       mqlog_partition_for_key(msg->key.data, msg->key.len,
+					       cfg.partitions) :
+		       (uint32_t)(mq_mono_ns() / 1000u % cfg.partitions);
 	rc = mqlog_append(rt, part % mqlog_topic_partitions(rt), &m, 1,
 			  MQLOG_SYNC_DEFAULT, offset);
 	free(hs);
@@ -1965,11 +1969,12 @@ int mqlog_dlq_replay(mqlog *db, const char *topic, const char *group,
 			cp.dest_partition =
 				op >= 0 ? (uint32_t)op :
 				recs[i].key.data ?
-					mqlog_partition_for_key(
-						recs[i].key.data,
-						recs[i].key.len,
-						mqlog_topic_partitions(main_t)) :
-					0;
+					  mqlog_partition_for_key(
+						  recs[i].key.data,
+						  recs[i].key.len,
+						  mqlog_topic_partitions(
+							  main_t)) :
+					  0;
 			cp.src_topic = dname;
 			cp.src_partition = recs[i].partition;
 			cp.src_offset = recs[i].offset;

@@ -48,9 +48,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DLQ_NULL_LEN 0xFFFFFFFFu
+#define DLQ_NULL_LEN	   0xFFFFFFFFu
 #define DLQ_INTENT_VERSION 1u
-#define DLQ_HDR_STACK 32 /* headers decoded without an allocation */
+#define DLQ_HDR_STACK	   32 /* headers decoded without an allocation */
 
 /* ======================================================================== */
 /* Reserved headers                                                         */
@@ -141,9 +141,8 @@ int dlq_meta_get(const mqlog_record *rec, struct dlq_meta *m)
 		for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 			mqlog_header h = { { names[i], strlen(names[i]) },
 					   { NULL, 0 } };
-			int rc = mqlog_record_header(rec, names[i],
-						     strlen(names[i]),
-						     &h.value);
+			int rc = mqlog_record_header(
+				rec, names[i], strlen(names[i]), &h.value);
 			if (rc < 0)
 				return rc;
 			if (rc == 1)
@@ -162,8 +161,8 @@ bool dlq_is_derived_name(const char *topic)
 	       (n > d && !strcmp(topic + n - d, DLQ_DLQ_SUFFIX));
 }
 
-int dlq_ensure_topic(mqlog *db, const char *name, uint32_t partitions,
-		     int sync, mqlog_topic **out)
+int dlq_ensure_topic(mqlog *db, const char *name, uint32_t partitions, int sync,
+		     mqlog_topic **out)
 {
 	mqlog_topic_config cfg;
 	int rc = mqlog_topic_open(db, name, out);
@@ -336,9 +335,8 @@ int dlq_intent_encode(const struct dlq_copy *cp, uint8_t **buf, size_t *len)
 
 	/* The record's own headers first, the reserved ones rewritten. */
 	for (int i = 0; i < n; i++) {
-		if (reserved(&hs[i]) &&
-		    (cp->kind == DLQ_KIND_REPLAY ||
-		     !keep_reserved(&hs[i], keep_origin)))
+		if (reserved(&hs[i]) && (cp->kind == DLQ_KIND_REPLAY ||
+					 !keep_reserved(&hs[i], keep_origin)))
 			continue;
 		w_bytes(&w, hs[i].key);
 		w_bytes(&w, hs[i].value);
@@ -397,7 +395,7 @@ struct intent {
 	uint64_t hint;
 	char dest[MQLOG_TOPIC_NAME_MAX + 1];
 	mqlog_bytes source;
-	mqlog_msg msg;	    /* headers malloc'd */
+	mqlog_msg msg; /* headers malloc'd */
 };
 
 struct rbuf {
@@ -456,8 +454,9 @@ static int intent_decode(const uint8_t *buf, size_t len, struct intent *it)
 
 	memset(it, 0, sizeof *it);
 	if (len < 40 || mq_ld64(buf + len - 8) != record_key_hash(buf, len - 8))
-		return mq_err(MQLOG_ECORRUPT, "delivery intent of %zu bytes: "
-					      "checksum mismatch",
+		return mq_err(MQLOG_ECORRUPT,
+			      "delivery intent of %zu bytes: "
+			      "checksum mismatch",
 			      len);
 	if (r_u16(&r) != DLQ_INTENT_VERSION)
 		return mq_err(MQLOG_EVERSION, "delivery intent: version %u",
@@ -497,8 +496,8 @@ static int intent_decode(const uint8_t *buf, size_t len, struct intent *it)
 		if (!hs[i].key.data && !r.bad)
 			hs[i].key.data = ""; /* keys are never null */
 	}
-	if (r.bad || r.p != r.end || (it->kind < DLQ_KIND_RETRY ||
-				      it->kind > DLQ_KIND_REPLAY)) {
+	if (r.bad || r.p != r.end ||
+	    (it->kind < DLQ_KIND_RETRY || it->kind > DLQ_KIND_REPLAY)) {
 		free(hs);
 		goto bad;
 	}
@@ -601,8 +600,8 @@ out:
 	return rc;
 }
 
-int dlq_complete(mqlog *db, const char *group, uint32_t tid,
-		 uint32_t partition, uint64_t *done)
+int dlq_complete(mqlog *db, const char *group, uint32_t tid, uint32_t partition,
+		 uint64_t *done)
 {
 	struct intent_item *items;
 	size_t n;

@@ -9,22 +9,23 @@
 #include "engine.h"
 
 /* Reserved header names; values are ASCII decimal unless said otherwise. */
-#define DLQ_H_ATTEMPT "mqlog.attempt"	 /* failed deliveries so far */
-#define DLQ_H_DUE "mqlog.due"		 /* not delivered before (ms epoch) */
-#define DLQ_H_EXPIRES "mqlog.expires"	 /* skipped from then on (ms epoch) */
-#define DLQ_H_GROUP "mqlog.group"	 /* group that nacked it (text) */
-#define DLQ_H_OTOPIC "mqlog.origin.topic" /* original topic (text) */
-#define DLQ_H_OPART "mqlog.origin.partition"
-#define DLQ_H_OOFF "mqlog.origin.offset"
-#define DLQ_H_OTS "mqlog.origin.timestamp"
-#define DLQ_H_REASON "mqlog.reason"	 /* why it was nacked (text) */
-#define DLQ_H_SOURCE "mqlog.source"	 /* topic:partition:offset:group of
-					  * the record this one copies */
-#define DLQ_H_PREFIX "mqlog."		 /* every reserved name starts so */
+#define DLQ_H_ATTEMPT "mqlog.attempt"	   /* failed deliveries so far */
+#define DLQ_H_DUE     "mqlog.due"	   /* not delivered before (ms epoch) */
+#define DLQ_H_EXPIRES "mqlog.expires"	   /* skipped from then on (ms epoch) */
+#define DLQ_H_GROUP   "mqlog.group"	   /* group that nacked it (text) */
+#define DLQ_H_OTOPIC  "mqlog.origin.topic" /* original topic (text) */
+#define DLQ_H_OPART   "mqlog.origin.partition"
+#define DLQ_H_OOFF    "mqlog.origin.offset"
+#define DLQ_H_OTS     "mqlog.origin.timestamp"
+#define DLQ_H_REASON  "mqlog.reason" /* why it was nacked (text) */
+#define DLQ_H_SOURCE                                             \
+	"mqlog.source"	      /* topic:partition:offset:group of \
+			       * the record this one copies */
+#define DLQ_H_PREFIX "mqlog." /* every reserved name starts so */
 
 #define DLQ_RETRY_SUFFIX ".retry"
-#define DLQ_DLQ_SUFFIX ".dlq"
-#define DLQ_REASON_MAX 1024 /* longest reason kept */
+#define DLQ_DLQ_SUFFIX	 ".dlq"
+#define DLQ_REASON_MAX	 1024 /* longest reason kept */
 
 /* The reserved headers of one record that delivery looks at. */
 struct dlq_meta {
@@ -49,8 +50,8 @@ bool dlq_is_derived_name(const char *topic);
  * with @partitions partitions and sync policy @sync.  *out must be closed
  * with mqlog_topic_close().
  */
-int dlq_ensure_topic(mqlog *db, const char *name, uint32_t partitions,
-		     int sync, mqlog_topic **out);
+int dlq_ensure_topic(mqlog *db, const char *name, uint32_t partitions, int sync,
+		     mqlog_topic **out);
 
 enum dlq_kind {
 	DLQ_KIND_RETRY = 1,  /* to <topic>.retry */
@@ -60,24 +61,24 @@ enum dlq_kind {
 
 /* What a nack (or a replay) appends, before it is encoded. */
 struct dlq_copy {
-	int kind;		   /* enum dlq_kind */
-	const char *dest;	   /* destination topic */
-	uint32_t dest_partition;   /* its partition */
+	int kind;		    /* enum dlq_kind */
+	const char *dest;	    /* destination topic */
+	uint32_t dest_partition;    /* its partition */
 	uint32_t create_partitions; /* partitions if it must be created */
-	int create_sync;	   /* sync policy if it must be created */
-	uint64_t hint;		   /* destination end offset before the
-				    * intent: the copy, if appended, is at
-				    * or after it */
-	const char *src_topic;	   /* topic of the record copied */
-	uint32_t src_partition;	   /* its partition */
-	uint64_t src_offset;	   /* its offset */
-	const char *group;	   /* group acting */
-	const mqlog_record *rec;   /* the record copied */
-	const char *origin_topic;  /* first topic of the record (NULL: keep
-				    * the record's origin headers) */
-	uint32_t attempt;	   /* mqlog.attempt to write (RETRY, DEAD) */
-	int64_t due;		   /* mqlog.due to write, or INT64_MIN */
-	const char *reason;	   /* mqlog.reason, or NULL */
+	int create_sync;	    /* sync policy if it must be created */
+	uint64_t hint;		    /* destination end offset before the
+				     * intent: the copy, if appended, is at
+				     * or after it */
+	const char *src_topic;	    /* topic of the record copied */
+	uint32_t src_partition;	    /* its partition */
+	uint64_t src_offset;	    /* its offset */
+	const char *group;	    /* group acting */
+	const mqlog_record *rec;    /* the record copied */
+	const char *origin_topic;   /* first topic of the record (NULL: keep
+				     * the record's origin headers) */
+	uint32_t attempt;	    /* mqlog.attempt to write (RETRY, DEAD) */
+	int64_t due;		    /* mqlog.due to write, or INT64_MIN */
+	const char *reason;	    /* mqlog.reason, or NULL */
 };
 
 /*
@@ -104,7 +105,7 @@ int dlq_intent_deliver(mqlog *db, const uint8_t *buf, size_t len, bool check,
  * delete the intent.  The caller owns the source partition(s) in the
  * group.  *done (may be NULL) counts the intents completed.
  */
-int dlq_complete(mqlog *db, const char *group, uint32_t tid,
-		 uint32_t partition, uint64_t *done);
+int dlq_complete(mqlog *db, const char *group, uint32_t tid, uint32_t partition,
+		 uint64_t *done);
 
 #endif /* MQLOG_DLQ_H */

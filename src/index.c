@@ -2673,10 +2673,10 @@ static int ix_intent_txn(struct index *ix, MDB_txn *txn, void *arg)
 	return 0;
 }
 
-int index_group_update_intent(struct index *ix, const char *group,
-			      uint32_t tid, uint32_t nparts, group_txn_fn fn,
-			      void *arg, uint32_t part, uint64_t offset,
-			      const void *val, size_t len)
+int index_group_update_intent(struct index *ix, const char *group, uint32_t tid,
+			      uint32_t nparts, group_txn_fn fn, void *arg,
+			      uint32_t part, uint64_t offset, const void *val,
+			      size_t len)
 {
 	struct ix_intent_args a = {
 		.g = { .group = group,

@@ -212,10 +212,11 @@ START_TEST(test_poison_to_dlq)
 				first_retry_at = (int64_t)h_mono_ms();
 			ck_assert_int_eq(hdr_i64(&recs[i], "mqlog.attempt"),
 					 poison == 1 ? -1 : poison - 1);
-			ck_assert_int_eq(mqlog_consumer_nack(c, &recs[i],
-							     MQLOG_NACK_DEFAULT_DELAY,
-							     "boom"),
-					 0);
+			ck_assert_int_eq(
+				mqlog_consumer_nack(c, &recs[i],
+						    MQLOG_NACK_DEFAULT_DELAY,
+						    "boom"),
+				0);
 		}
 	}
 	ck_assert_int_eq(poison, 3);
@@ -243,9 +244,8 @@ START_TEST(test_poison_to_dlq)
 		ck_assert_str_eq(hdr(&rec, "mqlog.attempt", b, sizeof b), "3");
 		ck_assert_str_eq(hdr(&rec, "mqlog.origin.topic", b, sizeof b),
 				 "t");
-		ck_assert_str_eq(hdr(&rec, "mqlog.origin.partition", b,
-				     sizeof b),
-				 "0");
+		ck_assert_str_eq(
+			hdr(&rec, "mqlog.origin.partition", b, sizeof b), "0");
 		ck_assert_str_eq(hdr(&rec, "mqlog.origin.offset", b, sizeof b),
 				 "3");
 		ck_assert_int_eq(hdr_i64(&rec, "mqlog.origin.timestamp"),
@@ -268,7 +268,10 @@ START_TEST(test_poison_threads_keep_flowing)
 	/* With four partitions and two members, one poison record per
 	 * partition goes to the dead-letter topic and every other record is
 	 * processed exactly once by the group. */
-	enum { PARTS = 4, PER = 40 };
+	enum {
+		PARTS = 4,
+		PER = 40
+	};
 	mqlog_consumer *c[2];
 	mqlog_record recs[32];
 	int seen[PARTS][PER] = { { 0 } };
@@ -283,9 +286,8 @@ START_TEST(test_poison_threads_keep_flowing)
 	while (dead < PARTS && h_mono_ms() - t0 < 15000) {
 		for (int k = 0; k < 2; k++) {
 			size_t n = 0;
-			ck_assert_int_eq(mqlog_consumer_poll(c[k], recs, 32,
-							     20, &n),
-					 0);
+			ck_assert_int_eq(
+				mqlog_consumer_poll(c[k], recs, 32, 20, &n), 0);
 			for (size_t i = 0; i < n; i++) {
 				int v = atoi((const char *)recs[i].value.data +
 					     1);
@@ -299,11 +301,10 @@ START_TEST(test_poison_threads_keep_flowing)
 					if (hdr_i64(&recs[i],
 						    "mqlog.attempt") == 1)
 						dead++;
-					ck_assert_int_eq(
-						mqlog_consumer_nack(c[k],
-								    &recs[i], 0,
-								    NULL),
-						0);
+					ck_assert_int_eq(mqlog_consumer_nack(
+								 c[k], &recs[i],
+								 0, NULL),
+							 0);
 					continue;
 				}
 				seen[p][v]++;
@@ -371,8 +372,8 @@ START_TEST(test_delay_honoured)
 	ck_assert_int_le(back - nacked, 400 + 1500);
 
 	nacked = h_wall_ms();
-	ck_assert_int_eq(mqlog_consumer_nack(c, &rec,
-					     MQLOG_NACK_DEFAULT_DELAY, NULL),
+	ck_assert_int_eq(mqlog_consumer_nack(c, &rec, MQLOG_NACK_DEFAULT_DELAY,
+					     NULL),
 			 0);
 	back = wait_for(c, "x", 5000, &rec);
 	ck_assert_int_ge(back, 0);
@@ -508,8 +509,7 @@ START_TEST(test_ttl_skipped)
 		double t0 = h_mono_ms();
 		while (total < 3 && h_mono_ms() - t0 < 3000) {
 			ck_assert_int_eq(mqlog_consumer_poll(c[k], recs + total,
-							     8 - total, 50,
-							     &n),
+							     8 - total, 50, &n),
 					 0);
 			total += n;
 		}
@@ -716,9 +716,8 @@ START_TEST(test_crash_during_nack)
 		t0 = h_mono_ms();
 		while (h_mono_ms() - t0 < 1500) {
 			size_t n = 0;
-			ck_assert_int_eq(mqlog_consumer_poll(c, recs, 16, 50,
-							     &n),
-					 0);
+			ck_assert_int_eq(
+				mqlog_consumer_poll(c, recs, 16, 50, &n), 0);
 			for (size_t i = 0; i < n; i++) {
 				if (!val_is(&recs[i], "v2")) {
 					others++;
@@ -730,8 +729,8 @@ START_TEST(test_crash_during_nack)
 				}
 				v2_main++;
 				/* Redelivered: the nack never happened. */
-				ck_assert_int_eq(mqlog_consumer_nack(c, &recs[i],
-								     0, NULL),
+				ck_assert_int_eq(mqlog_consumer_nack(
+							 c, &recs[i], 0, NULL),
 						 0);
 			}
 		}
@@ -773,12 +772,10 @@ static void fill_dlq(int n)
 	}
 	while (dead < n && h_mono_ms() - t0 < 5000) {
 		size_t got = 0;
-		ck_assert_int_eq(mqlog_consumer_poll(c, recs, 16, 50, &got),
-				 0);
+		ck_assert_int_eq(mqlog_consumer_poll(c, recs, 16, 50, &got), 0);
 		for (size_t i = 0; i < got; i++, dead++)
-			ck_assert_int_eq(mqlog_consumer_nack(c, &recs[i], 0,
-							     "bad"),
-					 0);
+			ck_assert_int_eq(
+				mqlog_consumer_nack(c, &recs[i], 0, "bad"), 0);
 	}
 	ck_assert_int_eq(dead, n);
 	mqlog_consumer_close(c);
@@ -846,8 +843,9 @@ START_TEST(test_replay_crash)
 			char v[16];
 			snprintf(v, sizeof v, "d%d", i);
 			ck_assert_msg(count_val(g_db, "t", 0, v) == 2,
-				      "%s: %s appears %zu times", crash_points[k],
-				      v, count_val(g_db, "t", 0, v));
+				      "%s: %s appears %zu times",
+				      crash_points[k], v,
+				      count_val(g_db, "t", 0, v));
 		}
 		teardown_topic();
 		fx_rmtree(fx_dir);
