@@ -283,6 +283,13 @@ typedef struct mqlog_topic_config {
 					* group committed past are freed; see
 					* mqlog_partition_interest().  0
 					* (default): off */
+	uint32_t max_attempts;         /* deliveries of a record to a group before
+					* mqlog_consumer_nack() sends it to the
+					* dead-letter topic <topic>.dlq instead of
+					* <topic>.retry; 1..1000, default 5 */
+	uint32_t retry_delay_ms;       /* delay of a nack that asks for the default
+					* (MQLOG_NACK_DEFAULT_DELAY); <= 86400000,
+					* default 1000 */
 } mqlog_topic_config;
 
 /* mqlog_topic_config_init - fill @cfg with the defaults listed above. */
@@ -1089,10 +1096,11 @@ typedef struct mqlog_partition_offset {
 
 /*
  * mqlog_consumer_commit - commit, durably, the position of every assigned
- * partition (everything delivered so far counts as processed).
+ * partition (everything delivered so far counts as processed), and of the
+ * <topic>.retry partitions the member reads (see mqlog_consumer_nack()).
  *
  * mqlog_consumer_commit_offsets - commit @count explicit offsets (the next
- * record to process in each partition).  An offset outside the partition's
+ * record to process in each partition of the topic itself).  An offset outside the partition's
  * [start, end] is clamped into it.
  *
  * Both return 0 once the commit is durable (LMDB synced), MQLOG_EINVAL for
@@ -1128,6 +1136,134 @@ MQLOG_API int mqlog_consumer_heartbeat(mqlog_consumer *c);
  * this member last synchronised at. */
 MQLOG_API uint64_t mqlog_consumer_member_id(const mqlog_consumer *c);
 MQLOG_API uint64_t mqlog_consumer_generation(const mqlog_consumer *c);
+
+/* ------------------------------------------------------------------------ */
+/* Retries, dead letters, delayed delivery and expiry                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A record that a group member cannot process is nacked: it leaves its
+ * partition (the group commits past it, so the records behind it keep
+ * flowing) and a copy goes to the topic's retry topic <topic>.retry,
+ * created on first use with the topic's partition count and sync policy.
+ * Every member of the group also reads <topic>.retry, as a member of the
+ * same group there, and delivers the copy again through the same poll,
+ * no earlier than its due time.  The delivery that reaches the topic's
+ * max_attempts and is nacked again goes instead to the dead-letter topic
+ * <topic>.dlq, which nobody reads until it is inspected or replayed
+ * (mqlog_dlq_replay(), mqlog-tool dlq).
+ *
+ * Atomicity.  The commit past the record and the copy are tied by a
+ * delivery intent, written in the commit's LMDB transaction and removed
+ * once the copy is durably appended.  A crash anywhere in between leaves
+ * either nothing (the record is delivered again from its partition) or
+ * the intent, which the next owner of the partition completes when it
+ * claims it, appending the copy only if the destination does not hold it
+ * yet.  The record is never lost and never copied twice.
+ *
+ * Reserved headers (names starting with "mqlog."; values ASCII decimal
+ * unless noted; docs/FORMAT.md lists them):
+ *   mqlog.attempt           failed deliveries so far (1 on the first copy)
+ *   mqlog.due               ms since the epoch: not delivered before
+ *   mqlog.expires           ms since the epoch: skipped from then on (TTL)
+ *   mqlog.group             the group that nacked it (retry copies are
+ *                           delivered to that group only)
+ *   mqlog.origin.topic, mqlog.origin.partition, mqlog.origin.offset,
+ *   mqlog.origin.timestamp  where and when the record was first appended
+ *   mqlog.reason            the reason given to the last nack (text)
+ *   mqlog.source            topic:partition:offset:group of the record
+ *                           this one is a copy of (idempotence key)
+ *
+ * Ordering.  Each partition of a topic delivers in offset order; a nacked
+ * record comes back later, out of that order, from the retry partition of
+ * the same number.  A retry partition is also read in order: a copy is
+ * held until it is due, and those behind it wait with it, so a group that
+ * mixes long and short delays on one partition sees the short ones late
+ * (never early).  Copies are read by whichever member owns the retry
+ * partition, which need not own the original partition.
+ *
+ * Delivery gate.  Every consumer, for every record that has headers,
+ * holds a record whose mqlog.due lies ahead (with the rest of its
+ * partition: produce delayed records with mqlog_schedule() rather than
+ * into the topic itself) and skips, without delivering, a record whose
+ * mqlog.expires has passed; both count in mqlog_consumer_stats.  Records
+ * without headers cost one test.
+ */
+
+/* nack: use the topic's retry_delay_ms. */
+#define MQLOG_NACK_DEFAULT_DELAY (-1)
+
+/*
+ * mqlog_consumer_nack - the record @rec, handed out by the last poll of
+ * group member @c (from the topic or its retry topic), failed: commit past
+ * it and send a copy to <topic>.retry, to be delivered again to the group
+ * in @delay_ms (0..86400000, or MQLOG_NACK_DEFAULT_DELAY), or, when this
+ * was its max_attempts-th delivery, to <topic>.dlq.  @reason (may be NULL,
+ * at most 1024 bytes) is kept in the copy's mqlog.reason header.
+ *
+ * Call it before the next poll (the record's memory is valid until then)
+ * and at most once per delivery.  The commit moves the partition's
+ * committed offset to rec->offset + 1 unless it is already further: the
+ * records before it in the partition count as processed.  Durable when it
+ * returns (one LMDB sync and one fdatasync).
+ *
+ * Errors, with nothing changed: MQLOG_EINVAL (NULL, a standalone
+ * consumer, a record this member did not deliver or whose partition it no
+ * longer reads, a delay or reason out of range, a consumer of a .retry or
+ * .dlq topic, a topic name over 243 characters), MQLOG_ESTALE (the group
+ * gave the partition to another member).  An I/O error after the commit
+ * (a full disk) returns the error, but the nack stands: its copy is
+ * appended by a later poll of this consumer or by the partition's next
+ * owner.  Not thread-safe (as the consumer).
+ */
+MQLOG_API int mqlog_consumer_nack(mqlog_consumer *c, const mqlog_record *rec,
+				  int64_t delay_ms, const char *reason);
+
+typedef struct mqlog_consumer_stats {
+	uint64_t delivered;     /* records handed out by poll */
+	uint64_t expired;       /* records skipped: mqlog.expires had passed */
+	uint64_t held;          /* times a partition was held for a record's
+				 * mqlog.due */
+	uint64_t foreign;       /* retry copies of other groups skipped */
+	uint64_t retried;       /* nacks sent to <topic>.retry */
+	uint64_t dead_lettered; /* nacks sent to <topic>.dlq */
+	uint64_t recovered;     /* interrupted nacks completed on claim */
+} mqlog_consumer_stats;
+
+/* mqlog_consumer_stats_get - the counters of @c since it was opened. */
+MQLOG_API int mqlog_consumer_stats_get(const mqlog_consumer *c,
+				       mqlog_consumer_stats *out);
+
+/*
+ * mqlog_schedule - delayed delivery: append @msg so that the groups of @t
+ * receive it no earlier than @due_ms (ms since the epoch).  The record
+ * goes to <t>.retry (created if missing) with mqlog.due, mqlog.attempt 0
+ * and mqlog.origin.topic, in the partition its key maps to (any partition
+ * for a null key), so the partitions of @t keep flowing meanwhile; every
+ * group consuming @t gets it (standalone consumers do not read retry
+ * topics).  @msg may carry mqlog.expires but no other reserved header
+ * (MQLOG_EINVAL).  The offset in <t>.retry goes to *offset (may be NULL).
+ * Same durability and errors as mqlog_append().  Thread-safe.
+ */
+MQLOG_API int mqlog_schedule(mqlog_topic *t, const mqlog_msg *msg,
+			     int64_t due_ms, uint64_t *offset);
+
+/*
+ * mqlog_dlq_replay - append the records of <topic>.dlq back to the topic
+ * they came from (mqlog.origin.topic, else @topic; partition
+ * mqlog.origin.partition modulo its partition count), without their
+ * reserved headers, with a fresh attempt count.  Progress is the committed
+ * offset of group @group (NULL: "mqlog.replay") on <topic>.dlq, advanced
+ * with each record through the same intent as a nack: a replay that is
+ * interrupted (even by kill -9) and run again neither skips nor repeats a
+ * record.  At most @max records (0: all there are now); the count goes to
+ * *replayed (may be NULL).  MQLOG_ENOENT when @topic or its .dlq topic
+ * does not exist.  Thread-safe; concurrent replays with one group share
+ * the partitions.
+ */
+MQLOG_API int mqlog_dlq_replay(mqlog *db, const char *topic,
+			       const char *group, uint64_t max,
+			       uint64_t *replayed);
 
 /* ------------------------------------------------------------------------ */
 /* Group inspection and administration                                      */

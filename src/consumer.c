@@ -31,6 +31,7 @@
  * records after its own lease has run out without first syncing, so a
  * member removed for a stall learns it before it delivers again.
  */
+#include "dlq.h"
 #include "group.h"
 
 #include <errno.h>
@@ -66,6 +67,17 @@ struct cpart {
 	uint64_t committed;	/* last offset committed by us or claimed
 				 * from; GROUP_NO_OFFSET when unknown */
 	uint64_t saved;		/* BEFORE mode: position before the read */
+	uint64_t rewind;	/* a held record (due later): read again from
+				 * here; GROUP_NO_OFFSET when none */
+	int64_t hold_until;	/* CLOCK_MONOTONIC ms: the held record is due
+				 * then; nothing is read before */
+};
+
+/* A record a poll handed out from <topic>.retry (nack needs to know). */
+struct delivered {
+	uint32_t partition;	 /* its retry partition */
+	uint64_t offset;	 /* its offset */
+	const void *headers_raw; /* its headers, as handed out */
 };
 
 struct mqlog_consumer {
@@ -116,6 +128,21 @@ struct mqlog_consumer {
 	uint64_t *offsets; /* commit: offsets */
 	uint32_t *cb;	   /* a callback's partitions */
 	uint32_t *later;   /* ASSIGNED list kept across a REVOKED */
+
+	/* Retries and dead letters (dlq.c). */
+	bool is_retry;		      /* this reads <topic>.retry for an
+				       * outer consumer */
+	struct mqlog_consumer *retry; /* member of the same group on
+				       * <topic>.retry, or NULL */
+	mqlog_topic *rt;	      /* <topic>.retry while retry is open */
+	int64_t retry_check;	      /* CLOCK_MONOTONIC ms: next look for
+				       * <topic>.retry */
+	struct delivered *dl;	      /* retry records of the last poll */
+	size_t ndl, dl_cap;	      /* entries used, allocated */
+	bool intents_pending;	      /* an intent of ours failed to
+				       * complete: try again */
+	int64_t intents_retry;	      /* CLOCK_MONOTONIC ms of that try */
+	mqlog_consumer_stats stats;   /* counters */
 };
 
 static int64_t mono_ms(void)
@@ -220,7 +247,16 @@ static void list_remove(struct mqlog_consumer *c, uint32_t p)
 
 static uint64_t position_of(const struct mqlog_consumer *c, uint32_t p)
 {
+	if (c->parts[p].rewind != GROUP_NO_OFFSET)
+		return c->parts[p].rewind;
 	return mqlog_reader_position(c->parts[p].r);
+}
+
+/* Forget a held record (the position is being set anew). */
+static void unhold(struct cpart *cp)
+{
+	cp->rewind = GROUP_NO_OFFSET;
+	cp->hold_until = 0;
 }
 
 /* Put @p's reader at @from (GROUP_NO_OFFSET: the reset policy), clamped
@@ -232,6 +268,7 @@ static int position_at(struct mqlog_consumer *c, uint32_t p, uint64_t from)
 	uint64_t at;
 	int rc = 0;
 
+	unhold(cp);
 	for (int tries = 0; tries < 8; tries++) {
 		state_read_view(cp->part->st, &v);
 		if (from == GROUP_NO_OFFSET)
@@ -289,6 +326,7 @@ static void drop_part(struct mqlog_consumer *c, uint32_t p)
 	mqlog_reader_close(cp->r);
 	cp->r = NULL;
 	cp->committed = GROUP_NO_OFFSET;
+	unhold(cp);
 	list_remove(c, p);
 }
 
@@ -373,12 +411,23 @@ static void fill_positions(struct mqlog_consumer *c)
 static int take_claims(struct mqlog_consumer *c, const struct group_op *op)
 {
 	for (size_t i = 0; i < op->nclaimed; i++) {
+		uint64_t done = 0;
 		int rc = open_part(c, op->claimed[i], op->claimed_from[i]);
 		if (rc)
 			return mq_err_wrap(rc,
 					   "group '%s' topic '%s' "
 					   "partition %u: claim",
 					   c->name, c->t->name, op->claimed[i]);
+		/* Nacks a previous owner left half done (it crashed between
+		 * its commit and its append): finish them before reading. */
+		rc = dlq_complete(c->t->db, c->name, c->t->meta.id,
+				  op->claimed[i], &done);
+		c->stats.recovered += done;
+		if (rc) {
+			c->intents_pending = true;
+			c->intents_retry =
+				mono_ms() + (int64_t)c->opt.heartbeat_ms;
+		}
 	}
 	return 0;
 }
@@ -603,6 +652,57 @@ static int auto_commit(struct mqlog_consumer *c)
 /* ======================================================================== */
 
 /*
+ * The delivery gate, applied to the @g records just read from @cp into
+ * @recs: a record of another group (in <topic>.retry) is skipped; a record
+ * whose mqlog.due lies ahead is held, and with it the rest of its
+ * partition (the reader is put back to it before the next read, and the
+ * partition is not read before the due time); a record whose
+ * mqlog.expires has passed is skipped and counted.  Skipped records count
+ * as consumed.  Records without headers cost one test; the clock is read
+ * once per poll, and only when a record has headers.  Returns the number
+ * of records kept, compacted at the front of @recs.
+ */
+static size_t gate(struct mqlog_consumer *c, struct cpart *cp,
+		   mqlog_record *recs, size_t g, int64_t *now)
+{
+	struct dlq_meta m;
+	size_t k = 0;
+
+	for (size_t i = 0; i < g; i++) {
+		if (MQ_LIKELY(recs[i].header_count == 0))
+			goto keep;
+		if (dlq_meta_get(&recs[i], &m))
+			goto keep; /* malformed headers: the application's */
+		if (c->is_retry && m.group.data &&
+		    (m.group.len != strlen(c->name) ||
+		     memcmp(m.group.data, c->name, m.group.len) != 0)) {
+			c->stats.foreign++;
+			continue;
+		}
+		if (m.due == INT64_MIN && m.expires == INT64_MAX)
+			goto keep;
+		if (*now == 0)
+			*now = mq_now_ms();
+		if (m.due > *now) {
+			int64_t wait = m.due - *now;
+			cp->rewind = recs[i].offset;
+			cp->hold_until = mono_ms() + wait;
+			c->stats.held++;
+			break;
+		}
+		if (m.expires <= *now) {
+			c->stats.expired++;
+			continue;
+		}
+keep:
+		if (k != i)
+			recs[k] = recs[i];
+		k++;
+	}
+	return k;
+}
+
+/*
  * One read per assigned partition at most (a second read of a reader would
  * end the validity of the records the first one returned), starting at a
  * partition that moves on at every poll.
@@ -611,14 +711,35 @@ static int read_round(struct mqlog_consumer *c, mqlog_record *recs, size_t max,
 		      size_t *got)
 {
 	size_t n = c->nassigned, start = n ? c->rr % n : 0;
+	int64_t now = 0, mono = 0;
 	int rc = 0;
 
 	*got = 0;
+	for (size_t k = 0; k < n; k++)
+		c->parts[c->assigned[k]].saved = GROUP_NO_OFFSET;
 	for (size_t k = 0; k < n && *got < max; k++) {
 		uint32_t p = c->assigned[(start + k) % n];
 		struct cpart *cp = &c->parts[p];
 		size_t g = 0;
 
+		if (cp->rewind != GROUP_NO_OFFSET) {
+			/* A held record: not before its due time, and then
+			 * read again from it. */
+			if (mono == 0)
+				mono = mono_ms();
+			if (mono < cp->hold_until)
+				continue;
+			rc = mqlog_reader_seek(cp->r, cp->rewind);
+			if (rc == MQLOG_ERANGE)
+				rc = mqlog_reader_seek(cp->r,
+						       MQLOG_OFFSET_EARLIEST);
+			if (rc) {
+				mq_err_wrap(rc, "consumer of '%s' partition %u",
+					    c->t->name, p);
+				break;
+			}
+			unhold(cp);
+		}
 		cp->saved = mqlog_reader_position(cp->r);
 		rc = mqlog_reader_read(cp->r, recs + *got, max - *got, &g);
 		if (rc == MQLOG_ERANGE) {
@@ -636,7 +757,7 @@ static int read_round(struct mqlog_consumer *c, mqlog_record *recs, size_t max,
 				    c->t->name, p);
 			break;
 		}
-		*got += g;
+		*got += gate(c, cp, recs + *got, g, &now);
 	}
 	c->rr = start + 1;
 	/* Records already read are handed out; the error comes again from
@@ -649,6 +770,9 @@ static void unread(struct mqlog_consumer *c)
 {
 	for (size_t i = 0; i < c->nassigned; i++) {
 		struct cpart *cp = &c->parts[c->assigned[i]];
+		if (cp->saved == GROUP_NO_OFFSET)
+			continue; /* not read by the last round */
+		unhold(cp);
 		(void)mqlog_reader_seek(cp->r, cp->saved);
 	}
 }
@@ -659,58 +783,108 @@ static void to_timespec(int64_t ms, struct timespec *ts)
 	ts->tv_nsec = (long)(ms % 1000) * 1000000L;
 }
 
-/*
- * Sleep until a partition we read grows, the group's word moves, or
- * @until (CLOCK_MONOTONIC ms; INT64_MAX: no limit).  Returns at once when
- * one of them already happened.
- */
-static void wait_any(struct mqlog_consumer *c, int64_t until)
-{
+/* What one sleep waits on. */
+struct waitset {
 	struct futex_waitv wv[FUTEX_WAITV_MAX];
-	uint32_t *cnt[FUTEX_WAITV_MAX];
-	size_t n = 0, na = c->nassigned, room;
-	struct timespec ts;
-	int64_t now;
-	long r;
+	uint32_t *cnt[FUTEX_WAITV_MAX]; /* waiter counts to raise */
+	size_t n;			/* words */
+	int64_t until;			/* CLOCK_MONOTONIC ms */
+	bool sliced;			/* some partitions left out */
+};
+
+/*
+ * Add @c's group word and partitions to @ws.  Returns false when there is
+ * something to do already (a partition grew past a reader that is not
+ * held, or the group's word moved).  A held partition is not waited on
+ * (its appends change nothing before the due time); its due time bounds
+ * the sleep instead.
+ */
+static bool wait_collect(struct mqlog_consumer *c, struct waitset *ws,
+			 int64_t now)
+{
+	size_t na = c->nassigned, room, k, taken = 0;
 
 	if (c->name) {
 		uint32_t g = MQ_LOAD(c->gw.word);
 		if (g != c->gw_seen)
-			return;
-		wv[n] = (struct futex_waitv){ .val = g,
-					      .uaddr = (uintptr_t)c->gw.word,
-					      .flags = FUTEX_32 };
-		cnt[n++] = c->gw.waiters;
-		if (c->next_check < until)
-			until = c->next_check;
+			return false;
+		if (ws->n < FUTEX_WAITV_MAX) {
+			ws->wv[ws->n] = (struct futex_waitv){
+				.val = g,
+				.uaddr = (uintptr_t)c->gw.word,
+				.flags = FUTEX_32
+			};
+			ws->cnt[ws->n++] = c->gw.waiters;
+		}
+		if (c->next_check < ws->until)
+			ws->until = c->next_check;
 	}
-	room = FUTEX_WAITV_MAX - n;
-	for (size_t k = 0; k < na && k < room; k++) {
+	room = FUTEX_WAITV_MAX - ws->n;
+	for (k = 0; k < na && taken < room; k++) {
 		uint32_t p = c->assigned[(c->wait_rr + k) % na];
 		struct cpart *cp = &c->parts[p];
 		struct pstate *st = cp->part->st;
 		uint32_t seen = MQ_LOAD(&st->wake);
 		struct pview v;
 
+		if (cp->rewind != GROUP_NO_OFFSET) {
+			if (cp->hold_until <= now)
+				return false;
+			if (cp->hold_until < ws->until)
+				ws->until = cp->hold_until;
+			continue;
+		}
 		state_read_view(st, &v);
 		if (v.end_offset > mqlog_reader_position(cp->r) ||
 		    v.start_offset > mqlog_reader_position(cp->r))
-			return;
+			return false;
 		if (cp->part->st_private)
 			continue; /* no writer can wake it: nothing comes */
-		wv[n] = (struct futex_waitv){ .val = seen,
+		ws->wv[ws->n] =
+			(struct futex_waitv){ .val = seen,
 					      .uaddr = (uintptr_t)&st->wake,
 					      .flags = FUTEX_32 };
-		cnt[n++] = &st->waiters;
+		ws->cnt[ws->n++] = &st->waiters;
+		taken++;
 	}
-	now = mono_ms();
-	if (na > room) {
+	if (k < na) {
 		/* More partitions than one wait takes: the next wait covers
 		 * the next ones, and this one is a slice. */
-		c->wait_rr = (c->wait_rr + room) % na;
-		if (now + WAIT_SLICE_MS < until)
-			until = now + WAIT_SLICE_MS;
+		c->wait_rr = (c->wait_rr + k) % na;
+		ws->sliced = true;
 	}
+	return true;
+}
+
+/*
+ * Sleep until a partition we read grows, the group's word moves, a held
+ * record falls due, or @until (CLOCK_MONOTONIC ms; INT64_MAX: no limit).
+ * Returns at once when one of them already happened.  A consumer with a
+ * retry member waits on the words of both.
+ */
+static void wait_any(struct mqlog_consumer *c, int64_t until)
+{
+	struct waitset ws;
+	struct timespec ts;
+	int64_t now = mono_ms();
+	size_t n;
+	long r;
+
+	ws.n = 0;
+	ws.until = until;
+	ws.sliced = false;
+	if (!wait_collect(c, &ws, now))
+		return;
+	if (c->retry && !wait_collect(c->retry, &ws, now))
+		return;
+	if (c->name && !c->retry && c->retry_check < ws.until)
+		ws.until = c->retry_check;
+	if (c->intents_pending && c->intents_retry < ws.until)
+		ws.until = c->intents_retry;
+	until = ws.until;
+	n = ws.n;
+	if (ws.sliced && now + WAIT_SLICE_MS < until)
+		until = now + WAIT_SLICE_MS;
 	if (c->waitv_missing && n > 1 && now + WAIT_SLICE_MS < until)
 		until = now + WAIT_SLICE_MS;
 	if (until <= now)
@@ -726,20 +900,20 @@ static void wait_any(struct mqlog_consumer *c, int64_t until)
 	}
 	/* Watch the words for a moment first (mqlog_options.wait_spin_us):
 	 * what arrives meanwhile is seen without a wake-up's latency. */
-	uint32_t *ws[FUTEX_WAITV_MAX], sv[FUTEX_WAITV_MAX];
+	uint32_t *words[FUTEX_WAITV_MAX], seen[FUTEX_WAITV_MAX];
 	for (size_t i = 0; i < n; i++) {
-		ws[i] = (uint32_t *)(uintptr_t)wv[i].uaddr;
-		sv[i] = (uint32_t)wv[i].val;
+		words[i] = (uint32_t *)(uintptr_t)ws.wv[i].uaddr;
+		seen[i] = (uint32_t)ws.wv[i].val;
 	}
 	uint64_t spin = c->t->db->spin_ns;
 	if (until != INT64_MAX && spin > (uint64_t)(until - now) * 1000000u)
 		spin = (uint64_t)(until - now) * 1000000u;
-	if (state_spin(ws, sv, n, spin))
+	if (state_spin(words, seen, n, spin))
 		return;
 	for (size_t i = 0; i < n; i++)
-		__atomic_add_fetch(cnt[i], 1, __ATOMIC_SEQ_CST);
+		__atomic_add_fetch(ws.cnt[i], 1, __ATOMIC_SEQ_CST);
 	if (!c->waitv_missing) {
-		r = syscall(SYS_futex_waitv, wv, (unsigned)n, 0u,
+		r = syscall(SYS_futex_waitv, ws.wv, (unsigned)n, 0u,
 			    until == INT64_MAX ? NULL : &ts, CLOCK_MONOTONIC);
 		if (r < 0 && errno == ENOSYS)
 			c->waitv_missing = true;
@@ -751,12 +925,12 @@ static void wait_any(struct mqlog_consumer *c, int64_t until)
 		if (n > 1 && left > WAIT_SLICE_MS)
 			left = WAIT_SLICE_MS;
 		to_timespec(left, &rel);
-		syscall(SYS_futex, (uint32_t *)(uintptr_t)wv[0].uaddr,
-			FUTEX_WAIT, (uint32_t)wv[0].val,
+		syscall(SYS_futex, (uint32_t *)(uintptr_t)ws.wv[0].uaddr,
+			FUTEX_WAIT, (uint32_t)ws.wv[0].val,
 			until == INT64_MAX && n == 1 ? NULL : &rel, NULL, 0);
 	}
 	for (size_t i = 0; i < n; i++)
-		__atomic_sub_fetch(cnt[i], 1, __ATOMIC_SEQ_CST);
+		__atomic_sub_fetch(ws.cnt[i], 1, __ATOMIC_SEQ_CST);
 }
 
 /* ======================================================================== */
@@ -848,6 +1022,76 @@ static void touch(struct mqlog_consumer *c)
 }
 
 /* ======================================================================== */
+/* The retry member                                                         */
+/* ======================================================================== */
+
+/*
+ * A group member of topic T also reads T.retry, as a member of the same
+ * group there (its own membership, assignment and committed offsets, so
+ * rebalancing, fencing and crash recovery work as for any topic).  It
+ * joins once T.retry exists: at open, or when a later look finds it (every
+ * heartbeat_ms, from poll), or right after this consumer's first nack
+ * created it.
+ */
+static int retry_open(struct mqlog_consumer *c)
+{
+	char name[MQLOG_TOPIC_NAME_MAX + 1];
+	mqlog_consumer_options o;
+	mqlog_topic *rt;
+	int rc;
+
+	c->retry_check = mono_ms() + (int64_t)c->opt.heartbeat_ms;
+	if (!c->name || c->is_retry || c->retry ||
+	    dlq_is_derived_name(c->t->name) ||
+	    strlen(c->t->name) + sizeof DLQ_RETRY_SUFFIX - 1 >
+		    MQLOG_TOPIC_NAME_MAX)
+		return 0;
+	snprintf(name, sizeof name, "%s%s", c->t->name, DLQ_RETRY_SUFFIX);
+	rc = mqlog_topic_open(c->t->db, name, &rt);
+	if (rc == MQLOG_ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	o = c->opt;
+	o.group = c->name;
+	o.on_rebalance = NULL;
+	o.rebalance_arg = NULL;
+	rc = mqlog_consumer_open(rt, &o, &c->retry);
+	if (rc) {
+		mqlog_topic_close(rt);
+		return mq_err_wrap(rc, "group '%s': retry topic", c->name);
+	}
+	c->retry->is_retry = true;
+	c->retry->deferred = false;
+	c->rt = rt;
+	return 0;
+}
+
+/* Complete the intents of the partitions we own (after a failed try). */
+static int retry_intents(struct mqlog_consumer *c)
+{
+	struct mqlog_consumer *x[2] = { c, c->retry };
+	int rc = 0;
+
+	c->intents_pending = false;
+	for (int k = 0; k < 2 && !rc; k++) {
+		if (!x[k])
+			continue;
+		for (size_t i = 0; i < x[k]->nassigned && !rc; i++) {
+			uint64_t done = 0;
+			rc = dlq_complete(c->t->db, c->name, x[k]->t->meta.id,
+					  x[k]->assigned[i], &done);
+			c->stats.recovered += done;
+		}
+	}
+	if (rc) {
+		c->intents_pending = true;
+		c->intents_retry = mono_ms() + (int64_t)c->opt.heartbeat_ms;
+	}
+	return rc;
+}
+
+/* ======================================================================== */
 /* Public API                                                               */
 /* ======================================================================== */
 
@@ -855,6 +1099,11 @@ static void consumer_free(struct mqlog_consumer *c)
 {
 	if (!c)
 		return;
+	if (c->retry)
+		mqlog_consumer_close(c->retry);
+	if (c->rt)
+		mqlog_topic_close(c->rt);
+	free(c->dl);
 	while (c->nassigned)
 		drop_part(c, c->assigned[0]);
 	group_word_close(&c->gw);
@@ -937,8 +1186,10 @@ int mqlog_consumer_open(mqlog_topic *t, const mqlog_consumer_options *opts,
 		rc = mq_err(MQLOG_ENOMEM, "consumer of '%s'", t->name);
 		goto fail;
 	}
-	for (uint32_t p = 0; p < c->nparts; p++)
+	for (uint32_t p = 0; p < c->nparts; p++) {
 		c->parts[p].committed = GROUP_NO_OFFSET;
+		c->parts[p].rewind = GROUP_NO_OFFSET;
+	}
 	if (opts->group) {
 		c->name = strdup(opts->group);
 		if (!c->name) {
@@ -957,6 +1208,9 @@ int mqlog_consumer_open(mqlog_topic *t, const mqlog_consumer_options *opts,
 		if (rc)
 			goto fail;
 		rc = heartbeat_start(c);
+		if (rc)
+			goto fail;
+		rc = retry_open(c);
 		if (rc)
 			goto fail;
 	}
@@ -1058,21 +1312,31 @@ static int not_assigned(const struct mqlog_consumer *c, uint32_t p,
 
 int mqlog_consumer_seek(mqlog_consumer *c, uint32_t partition, uint64_t offset)
 {
+	int rc;
+
 	if (!c)
 		return mq_err(MQLOG_EINVAL, "consumer seek: NULL consumer");
 	if (!assigned(c, partition))
 		return not_assigned(c, partition, "seek");
-	return mqlog_reader_seek(c->parts[partition].r, offset);
+	rc = mqlog_reader_seek(c->parts[partition].r, offset);
+	if (rc == 0)
+		unhold(&c->parts[partition]);
+	return rc;
 }
 
 int mqlog_consumer_seek_time(mqlog_consumer *c, uint32_t partition,
 			     int64_t timestamp_ms)
 {
+	int rc;
+
 	if (!c)
 		return mq_err(MQLOG_EINVAL, "consumer seek: NULL consumer");
 	if (!assigned(c, partition))
 		return not_assigned(c, partition, "seek");
-	return mqlog_reader_seek_time(c->parts[partition].r, timestamp_ms);
+	rc = mqlog_reader_seek_time(c->parts[partition].r, timestamp_ms);
+	if (rc == 0)
+		unhold(&c->parts[partition]);
+	return rc;
 }
 
 int mqlog_consumer_position(mqlog_consumer *c, uint32_t partition,
@@ -1086,11 +1350,60 @@ int mqlog_consumer_position(mqlog_consumer *c, uint32_t partition,
 	return 0;
 }
 
+/*
+ * One read round of @c and, in BEFORE mode, the commit of what it read.
+ * Returns 0 (records in *got), 1 when the partitions were lost (read
+ * again), or an error.
+ */
+static int read_commit(struct mqlog_consumer *c, mqlog_record *recs, size_t max,
+		       size_t *got)
+{
+	int rc = read_round(c, recs, max, got);
+
+	if (rc || !*got || !c->name ||
+	    c->opt.commit_mode != MQLOG_COMMIT_BEFORE)
+		return rc;
+	rc = commit_positions(c, false);
+	if (rc == MQLOG_ESTALE) {
+		/* Not ours any more: the records go to the new owner, not
+		 * to us. */
+		*got = 0;
+		rc = lost(c);
+		return rc ? rc : 1;
+	}
+	if (rc) {
+		*got = 0;
+		unread(c);
+	}
+	return rc;
+}
+
+/* Remember which records of this poll came from the retry topic. */
+static int note_retry_records(struct mqlog_consumer *c,
+			      const mqlog_record *recs, size_t n)
+{
+	if (n > c->dl_cap) {
+		struct delivered *g = realloc(c->dl, n * sizeof *g);
+		if (!g)
+			return mq_err(MQLOG_ENOMEM, "consumer of '%s'",
+				      c->t->name);
+		c->dl = g;
+		c->dl_cap = n;
+	}
+	for (size_t i = 0; i < n; i++) {
+		c->dl[i].partition = recs[i].partition;
+		c->dl[i].offset = recs[i].offset;
+		c->dl[i].headers_raw = recs[i].headers_raw;
+	}
+	c->ndl = n;
+	return 0;
+}
+
 int mqlog_consumer_poll(mqlog_consumer *c, mqlog_record *recs, size_t max,
 			int timeout_ms, size_t *count)
 {
 	int64_t deadline;
-	size_t got;
+	size_t got, rgot;
 	int rc;
 
 	if (!c || !recs || !count || max == 0)
@@ -1103,6 +1416,7 @@ int mqlog_consumer_poll(mqlog_consumer *c, mqlog_record *recs, size_t max,
 			      "rebalance callback",
 			      c->t->name);
 	deadline = timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms;
+	c->ndl = 0;
 	if (c->name) {
 		touch(c);
 		if (c->deferred) {
@@ -1114,32 +1428,55 @@ int mqlog_consumer_poll(mqlog_consumer *c, mqlog_record *recs, size_t max,
 		if (rc)
 			return rc;
 	}
+	if (c->retry) {
+		touch(c->retry);
+		rc = auto_commit(c->retry);
+		if (rc)
+			return rc;
+	}
 	for (;;) {
 		if (c->name) {
 			rc = maintain(c);
 			if (rc)
 				return rc;
-		}
-		rc = read_round(c, recs, max, &got);
-		if (rc)
-			return rc;
-		if (got && c->name &&
-		    c->opt.commit_mode == MQLOG_COMMIT_BEFORE) {
-			rc = commit_positions(c, false);
-			if (rc == MQLOG_ESTALE) {
-				/* Not ours any more: the records go to the
-				 * new owner, not to us. */
-				rc = lost(c);
+			if (!c->is_retry && !c->retry &&
+			    mono_ms() >= c->retry_check) {
+				rc = retry_open(c);
 				if (rc)
 					return rc;
-				continue;
 			}
+			if (c->intents_pending && mono_ms() >= c->intents_retry)
+				(void)retry_intents(c);
+		}
+		rgot = 0;
+		if (c->retry) {
+			rc = maintain(c->retry);
+			if (rc)
+				return rc;
+			rc = read_commit(c->retry, recs, max, &rgot);
+			if (rc == 1)
+				continue;
+			if (rc)
+				return rc;
+			rc = note_retry_records(c, recs, rgot);
 			if (rc) {
-				unread(c);
+				unread(c->retry);
 				return rc;
 			}
 		}
+		got = 0;
+		if (rgot < max) {
+			rc = read_commit(c, recs + rgot, max - rgot, &got);
+			if (rc == 1 && !rgot)
+				continue;
+			if (rc < 0 && !rgot)
+				return rc;
+			if (rc)
+				got = 0; /* the error comes again next poll */
+		}
+		got += rgot;
 		if (got) {
+			c->stats.delivered += got;
 			*count = got;
 			return 0;
 		}
@@ -1151,6 +1488,8 @@ int mqlog_consumer_poll(mqlog_consumer *c, mqlog_record *recs, size_t max,
 
 int mqlog_consumer_commit(mqlog_consumer *c)
 {
+	int rc;
+
 	if (!c)
 		return mq_err(MQLOG_EINVAL, "consumer commit: NULL consumer");
 	if (!c->name)
@@ -1158,7 +1497,10 @@ int mqlog_consumer_commit(mqlog_consumer *c)
 			      "consumer of '%s': commit needs a "
 			      "group",
 			      c->t->name);
-	return commit_positions(c, true);
+	rc = commit_positions(c, true);
+	if (rc == 0 && c->retry)
+		rc = commit_positions(c->retry, true);
+	return rc;
 }
 
 int mqlog_consumer_commit_offsets(mqlog_consumer *c,
@@ -1258,6 +1600,8 @@ int mqlog_consumer_heartbeat(mqlog_consumer *c)
 	if (rc)
 		return rc;
 	set_lease(c, op.lease_until);
+	if (c->retry)
+		return mqlog_consumer_heartbeat(c->retry);
 	return 0;
 }
 
@@ -1269,4 +1613,398 @@ uint64_t mqlog_consumer_member_id(const mqlog_consumer *c)
 uint64_t mqlog_consumer_generation(const mqlog_consumer *c)
 {
 	return c ? c->generation : 0;
+}
+
+/* ======================================================================== */
+/* Nack, dead letters, scheduling, replay                                   */
+/* ======================================================================== */
+
+/*
+ * Move the record @rec, delivered by @src from @partition, to the
+ * destination of @cp: the fenced commit past it and the intent in one
+ * durable transaction, then the append, then the intent's removal (dlq.c
+ * explains why this neither loses nor doubles the record).  @owner
+ * collects the statistics and the pending-intent flag.
+ */
+static int forward(struct mqlog_consumer *owner, struct mqlog_consumer *src,
+		   uint32_t partition, uint64_t offset, struct dlq_copy *cp)
+{
+	struct group_op op;
+	struct partition *dp;
+	mqlog_topic *dt = NULL;
+	uint8_t *buf = NULL;
+	struct pview v;
+	size_t len = 0;
+	int rc;
+
+	if (cp->kind == DLQ_KIND_REPLAY)
+		rc = mqlog_topic_open(src->t->db, cp->dest, &dt);
+	else
+		rc = dlq_ensure_topic(src->t->db, cp->dest,
+				      cp->create_partitions, cp->create_sync,
+				      &dt);
+	if (rc)
+		return mq_err_wrap(rc,
+				   "group '%s' topic '%s' partition %u "
+				   "offset %" PRIu64,
+				   src->name, src->t->name, partition, offset);
+	cp->dest_partition %= mqlog_topic_partitions(dt);
+	rc = topic_partition(dt, cp->dest_partition, &dp);
+	if (rc)
+		goto out;
+	state_read_view(dp->st, &v);
+	cp->hint = v.end_offset;
+	rc = dlq_intent_encode(cp, &buf, &len);
+	if (rc)
+		goto out;
+
+	MQ_CRASH_POINT("intent.before_commit");
+	op_init(src, &op);
+	src->list[0] = partition;
+	src->offsets[0] = offset + 1;
+	op.list = src->list;
+	op.offsets = src->offsets;
+	op.nlist = 1;
+	op.no_rewind = true;
+	op.intent_part = partition;
+	op.intent_offset = offset;
+	op.intent = buf;
+	op.intent_len = len;
+	rc = group_op_commit_intent(&op);
+	if (rc)
+		goto out; /* nothing changed */
+	set_lease(src, op.lease_until);
+	if (src->parts[partition].committed == GROUP_NO_OFFSET ||
+	    src->parts[partition].committed < offset + 1)
+		src->parts[partition].committed = offset + 1;
+
+	MQ_CRASH_POINT("intent.after_commit");
+	rc = dlq_intent_deliver(src->t->db, buf, len, false, NULL);
+	if (rc) {
+		owner->intents_pending = true;
+		owner->intents_retry =
+			mono_ms() + (int64_t)owner->opt.heartbeat_ms;
+		mq_err_wrap(rc,
+			    "group '%s' topic '%s' partition %u offset "
+			    "%" PRIu64 ": committed, its copy to %s is "
+			    "pending and is appended by a later poll or "
+			    "by the partition's next owner",
+			    src->name, src->t->name, partition, offset,
+			    cp->dest);
+		goto out;
+	}
+	MQ_CRASH_POINT("intent.after_append");
+	if (index_intent_del(src->t->db->ix, src->name, src->t->meta.id,
+			     partition, offset)) {
+		/* Appended: the leftover intent is found complete later. */
+		owner->intents_pending = true;
+		owner->intents_retry =
+			mono_ms() + (int64_t)owner->opt.heartbeat_ms;
+	}
+out:
+	free(buf);
+	mqlog_topic_close(dt);
+	return rc;
+}
+
+int mqlog_consumer_nack(mqlog_consumer *c, const mqlog_record *rec,
+			int64_t delay_ms, const char *reason)
+{
+	struct mqlog_consumer *src;
+	mqlog_topic_config cfg;
+	struct dlq_copy cp;
+	struct dlq_meta m;
+	char dest[MQLOG_TOPIC_NAME_MAX + 1];
+	uint32_t failures;
+	bool dead;
+	int rc;
+
+	if (!c || !rec)
+		return mq_err(MQLOG_EINVAL, "consumer nack: NULL argument");
+	if (!c->name)
+		return mq_err(MQLOG_EINVAL,
+			      "consumer of '%s': nack needs a group",
+			      c->t->name);
+	if (c->is_retry || dlq_is_derived_name(c->t->name))
+		return mq_err(MQLOG_EINVAL,
+			      "group '%s' topic '%s': records of a retry or "
+			      "dead-letter topic are not nacked (consume the "
+			      "original topic: it reads its retries itself)",
+			      c->name, c->t->name);
+	if (strlen(c->t->name) + sizeof DLQ_RETRY_SUFFIX - 1 >
+	    MQLOG_TOPIC_NAME_MAX)
+		return mq_err(MQLOG_EINVAL,
+			      "group '%s' topic '%s': the name leaves no room "
+			      "for '%s' (topics that nack take at most %zu "
+			      "characters)",
+			      c->name, c->t->name, DLQ_RETRY_SUFFIX,
+			      MQLOG_TOPIC_NAME_MAX -
+				      (sizeof DLQ_RETRY_SUFFIX - 1));
+	if (delay_ms != MQLOG_NACK_DEFAULT_DELAY &&
+	    (delay_ms < 0 || delay_ms > 86400000))
+		return mq_err(MQLOG_EINVAL,
+			      "group '%s' topic '%s': nack delay %" PRId64
+			      " ms: must be 0..86400000 or "
+			      "MQLOG_NACK_DEFAULT_DELAY",
+			      c->name, c->t->name, delay_ms);
+	if (reason && strlen(reason) > DLQ_REASON_MAX)
+		return mq_err(MQLOG_EINVAL,
+			      "group '%s' topic '%s': nack reason of %zu "
+			      "bytes: at most %d",
+			      c->name, c->t->name, strlen(reason),
+			      DLQ_REASON_MAX);
+
+	/* Which of our two topics delivered it: the retry records of the
+	 * last poll are known by their coordinates and header memory. */
+	src = c;
+	for (size_t i = 0; i < c->ndl; i++) {
+		if (c->dl[i].partition == rec->partition &&
+		    c->dl[i].offset == rec->offset &&
+		    c->dl[i].headers_raw == rec->headers_raw) {
+			src = c->retry;
+			break;
+		}
+	}
+	if (!src || !assigned(src, rec->partition))
+		return not_assigned(c, rec->partition, "nack");
+	if (rec->offset >= position_of(src, rec->partition))
+		return mq_err(MQLOG_EINVAL,
+			      "group '%s' topic '%s' partition %u: nack of "
+			      "offset %" PRIu64 ", which was not delivered "
+			      "(position %" PRIu64 ")",
+			      c->name, src->t->name, rec->partition,
+			      rec->offset, position_of(src, rec->partition));
+	rc = dlq_meta_get(rec, &m);
+	if (rc)
+		return rc;
+	if (c->intents_pending)
+		(void)retry_intents(c);
+
+	mqlog_topic_config_get(c->t, &cfg);
+	failures = (src == c ? 0 : m.attempt) + 1;
+	dead = failures >= cfg.max_attempts;
+	snprintf(dest, sizeof dest, "%s%s", c->t->name,
+		 dead ? DLQ_DLQ_SUFFIX : DLQ_RETRY_SUFFIX);
+	if (delay_ms == MQLOG_NACK_DEFAULT_DELAY)
+		delay_ms = cfg.retry_delay_ms;
+	memset(&cp, 0, sizeof cp);
+	cp.kind = dead ? DLQ_KIND_DEAD : DLQ_KIND_RETRY;
+	cp.dest = dest;
+	cp.dest_partition = rec->partition;
+	cp.create_partitions = cfg.partitions;
+	cp.create_sync = cfg.sync;
+	cp.src_topic = src->t->name;
+	cp.src_partition = rec->partition;
+	cp.src_offset = rec->offset;
+	cp.group = c->name;
+	cp.rec = rec;
+	cp.origin_topic = src == c ? c->t->name : NULL;
+	cp.attempt = failures;
+	cp.due = dead ? INT64_MIN : mq_now_ms() + delay_ms;
+	cp.reason = reason;
+	rc = forward(c, src, rec->partition, rec->offset, &cp);
+	if (rc)
+		return rc;
+	if (dead)
+		c->stats.dead_lettered++;
+	else
+		c->stats.retried++;
+	if (!dead && !c->retry)
+		(void)retry_open(c); /* our first nack made the topic */
+	return 0;
+}
+
+int mqlog_consumer_stats_get(const mqlog_consumer *c, mqlog_consumer_stats *out)
+{
+	if (!c || !out)
+		return mq_err(MQLOG_EINVAL, "consumer stats: NULL argument");
+	*out = c->stats;
+	if (c->retry) {
+		const mqlog_consumer_stats *r = &c->retry->stats;
+		out->expired += r->expired;
+		out->held += r->held;
+		out->foreign += r->foreign;
+		out->recovered += r->recovered;
+	}
+	return 0;
+}
+
+int mqlog_schedule(mqlog_topic *t, const mqlog_msg *msg, int64_t due_ms,
+		   uint64_t *offset)
+{
+	char name[MQLOG_TOPIC_NAME_MAX + 1], due[24];
+	mqlog_topic_config cfg;
+	mqlog_header *hs;
+	mqlog_topic *rt;
+	mqlog_msg m;
+	uint32_t part;
+	size_t n;
+	int rc;
+
+	if (!t || !msg || (!msg->headers && msg->header_count))
+		return mq_err(MQLOG_EINVAL, "schedule: NULL argument");
+	if (dlq_is_derived_name(t->name) ||
+	    strlen(t->name) + sizeof DLQ_RETRY_SUFFIX - 1 >
+		    MQLOG_TOPIC_NAME_MAX)
+		return mq_err(MQLOG_EINVAL,
+			      "schedule on '%s': not for a retry or "
+			      "dead-letter topic, nor a name over %zu "
+			      "characters",
+			      t->name,
+			      MQLOG_TOPIC_NAME_MAX -
+				      (sizeof DLQ_RETRY_SUFFIX - 1));
+	for (size_t i = 0; i < msg->header_count; i++) {
+		const mqlog_bytes *k = &msg->headers[i].key;
+		if (k->len >= sizeof DLQ_H_PREFIX - 1 && k->data &&
+		    !memcmp(k->data, DLQ_H_PREFIX, sizeof DLQ_H_PREFIX - 1) &&
+		    !(k->len == sizeof DLQ_H_EXPIRES - 1 &&
+		      !memcmp(k->data, DLQ_H_EXPIRES, k->len)))
+			return mq_err(MQLOG_EINVAL,
+				      "schedule on '%s': header %zu: names "
+				      "starting with '%s' are reserved",
+				      t->name, i, DLQ_H_PREFIX);
+	}
+	mqlog_topic_config_get(t, &cfg);
+	snprintf(name, sizeof name, "%s%s", t->name, DLQ_RETRY_SUFFIX);
+	rc = dlq_ensure_topic(t->db, name, cfg.partitions, cfg.sync, &rt);
+	if (rc)
+		return mq_err_wrap(rc, "schedule on '%s'", t->name);
+	n = msg->header_count + 3;
+	hs = malloc(n * sizeof *hs);
+	if (!hs) {
+		mqlog_topic_close(rt);
+		return mq_err(MQLOG_ENOMEM, "schedule on '%s'", t->name);
+	}
+	if (msg->header_count)
+		memcpy(hs, msg->headers, msg->header_count * sizeof *hs);
+	snprintf(due, sizeof due, "%" PRId64, due_ms);
+	hs[n - 3] = (mqlog_header){ { DLQ_H_DUE, sizeof DLQ_H_DUE - 1 },
+				    { due, strlen(due) } };
+	hs[n - 2] = (mqlog_header){ { DLQ_H_ATTEMPT, sizeof DLQ_H_ATTEMPT - 1 },
+				    { "0", 1 } };
+	hs[n - 1] = (mqlog_header){ { DLQ_H_OTOPIC, sizeof DLQ_H_OTOPIC - 1 },
+				    { t->name, strlen(t->name) } };
+	m = *msg;
+	m.headers = hs;
+	m.header_count = n;
+	part = msg->key.data ?
+		       mqlog_partition_for_key(msg->key.data, msg->key.len,
+					       cfg.partitions) :
+		       (uint32_t)(mq_mono_ns() / 1000u % cfg.partitions);
+	rc = mqlog_append(rt, part % mqlog_topic_partitions(rt), &m, 1,
+			  MQLOG_SYNC_DEFAULT, offset);
+	free(hs);
+	mqlog_topic_close(rt);
+	return rc;
+}
+
+int mqlog_dlq_replay(mqlog *db, const char *topic, const char *group,
+		     uint64_t max, uint64_t *replayed)
+{
+	char dname[MQLOG_TOPIC_NAME_MAX + 1], dest[MQLOG_TOPIC_NAME_MAX + 1];
+	mqlog_consumer_options o;
+	mqlog_consumer *c = NULL;
+	mqlog_topic *main_t = NULL, *dt = NULL;
+	mqlog_record recs[64];
+	uint64_t done = 0;
+	size_t n;
+	int rc;
+
+	if (replayed)
+		*replayed = 0;
+	if (!db || !topic)
+		return mq_err(MQLOG_EINVAL, "dlq replay: NULL argument");
+	if (!group)
+		group = "mqlog.replay";
+	if (!mqlog_topic_name_valid(topic) || dlq_is_derived_name(topic) ||
+	    strlen(topic) + sizeof DLQ_DLQ_SUFFIX - 1 > MQLOG_TOPIC_NAME_MAX)
+		return mq_err(MQLOG_EINVAL,
+			      "dlq replay: '%s' is not a topic that can have "
+			      "a dead-letter topic",
+			      topic);
+	rc = mqlog_topic_open(db, topic, &main_t);
+	if (rc)
+		return mq_err_wrap(rc, "dlq replay");
+	snprintf(dname, sizeof dname, "%s%s", topic, DLQ_DLQ_SUFFIX);
+	rc = mqlog_topic_open(db, dname, &dt);
+	if (rc) {
+		mq_err_wrap(rc, "dlq replay: dead-letter topic");
+		goto out;
+	}
+	mqlog_consumer_options_init(&o);
+	o.group = group;
+	o.commit_mode = MQLOG_COMMIT_MANUAL;
+	rc = mqlog_consumer_open(dt, &o, &c);
+	if (rc)
+		goto out;
+	while (max == 0 || done < max) {
+		rc = mqlog_consumer_poll(c, recs, 64, 0, &n);
+		if (rc || n == 0)
+			break;
+		for (size_t i = 0; i < n && (max == 0 || done < max); i++) {
+			struct dlq_copy cp;
+			mqlog_bytes v = { NULL, 0 };
+			int64_t op = -1;
+			mqlog_topic *ot = NULL;
+
+			/* Back to the topic it came from, when it still
+			 * exists; otherwise to @topic. */
+			snprintf(dest, sizeof dest, "%s", topic);
+			if (mqlog_record_header(&recs[i], DLQ_H_OTOPIC,
+						sizeof DLQ_H_OTOPIC - 1,
+						&v) == 1 &&
+			    v.data && v.len > 0 && v.len < sizeof dest) {
+				char cand[MQLOG_TOPIC_NAME_MAX + 1];
+				memcpy(cand, v.data, v.len);
+				cand[v.len] = '\0';
+				if (mqlog_topic_name_valid(cand) &&
+				    mqlog_topic_open(db, cand, &ot) == 0) {
+					memcpy(dest, cand, v.len + 1);
+					mqlog_topic_close(ot);
+				}
+			}
+			if (mqlog_record_header(&recs[i], DLQ_H_OPART,
+						sizeof DLQ_H_OPART - 1,
+						&v) == 1 &&
+			    v.data) {
+				char num[24];
+				size_t k = v.len < sizeof num - 1 ?
+						   v.len :
+						   sizeof num - 1;
+				memcpy(num, v.data, k);
+				num[k] = '\0';
+				op = strtoll(num, NULL, 10);
+			}
+			memset(&cp, 0, sizeof cp);
+			cp.kind = DLQ_KIND_REPLAY;
+			cp.dest = dest;
+			cp.dest_partition =
+				op >= 0 ? (uint32_t)op :
+				recs[i].key.data ?
+					  mqlog_partition_for_key(
+						  recs[i].key.data,
+						  recs[i].key.len,
+						  mqlog_topic_partitions(
+							  main_t)) :
+					  0;
+			cp.src_topic = dname;
+			cp.src_partition = recs[i].partition;
+			cp.src_offset = recs[i].offset;
+			cp.group = group;
+			cp.rec = &recs[i];
+			cp.due = INT64_MIN;
+			rc = forward(c, c, recs[i].partition, recs[i].offset,
+				     &cp);
+			if (rc)
+				goto out;
+			done++;
+		}
+	}
+out:
+	if (replayed)
+		*replayed = done;
+	mqlog_consumer_close(c);
+	mqlog_topic_close(dt);
+	mqlog_topic_close(main_t);
+	return rc;
 }

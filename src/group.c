@@ -647,6 +647,9 @@ static int commit_txn(struct group_snap *s, void *arg)
 	}
 	for (size_t i = 0; i < op->nlist; i++) {
 		struct group_part *gp = &s->parts[op->list[i]];
+		if (op->no_rewind && gp->committed != GROUP_NO_OFFSET &&
+		    gp->committed > op->offsets[i])
+			continue;
 		gp->committed = op->offsets[i];
 		gp->commit_ms = now_ms;
 	}
@@ -760,6 +763,21 @@ int group_op_commit(struct group_op *op)
 	if (!rc)
 		(void)retention_interest_commit(op->t, op->list, op->offsets,
 						op->nlist);
+	return rc;
+}
+
+int group_op_commit_intent(struct group_op *op)
+{
+	struct mqlog_topic *t = op->t;
+	int rc;
+
+	op->now = (int64_t)(mq_mono_ns() / 1000000u);
+	rc = index_group_update_intent(t->db->ix, op->group, t->meta.id,
+				       t->meta.cfg.partitions, commit_txn, op,
+				       op->intent_part, op->intent_offset,
+				       op->intent, op->intent_len);
+	if (rc && rc != MQLOG_ESTALE)
+		mq_err_wrap(rc, "group '%s' topic '%s'", op->group, t->name);
 	return rc;
 }
 

@@ -106,6 +106,12 @@ struct group_op {
 	const uint32_t *list;	 /* release / commit: partitions */
 	const uint64_t *offsets; /* commit: their offsets */
 	size_t nlist;		 /* entries in list (and offsets) */
+	bool no_rewind;		 /* commit: never move a committed offset
+				  * back (a nack commits past one record) */
+	uint32_t intent_part;	 /* commit_intent: source partition */
+	uint64_t intent_offset;	 /* commit_intent: source offset */
+	const void *intent;	 /* commit_intent: the intent's bytes */
+	size_t intent_len;	 /* commit_intent: their number */
 
 	/* outputs */
 	uint64_t generation;	/* group generation after the op */
@@ -131,6 +137,9 @@ int group_op_sync(struct group_op *op);
 int group_op_release(struct group_op *op);
 int group_op_leave(struct group_op *op);
 int group_op_commit(struct group_op *op);
+/* A fenced commit that also stores a delivery intent, in one durable
+ * transaction (dlq.c explains why). */
+int group_op_commit_intent(struct group_op *op);
 int group_op_heartbeat(struct group_op *op);
 int group_op_keepalive(struct group_op *op);
 

@@ -20,6 +20,9 @@
  *   group_members, group_offsets: consumer groups, laid out in the section
  *                 "Consumer groups" at the end of this file
  *   producers: reserved, created empty
+ *   intents       group, NUL, u32 tid, u32 part,  a delivery intent (nack,
+ *                 u64 offset                     dead letter, replay): see
+ *                                                "Delivery intents" below
  *
  * Keys are big-endian so that LMDB's memcmp order is numeric order and a
  * cursor walks one partition from its lowest key to its highest; every
@@ -62,6 +65,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +112,7 @@ enum ix_db {
 	DB_GROUP_OFFSETS,
 	DB_GROUP_MEMBERS,
 	DB_PRODUCERS,
+	DB_INTENTS,
 	DB_COUNT_
 };
 
@@ -121,6 +126,7 @@ static const char *const ix_db_names[DB_COUNT_] = {
 	[DB_GROUP_OFFSETS] = "group_offsets",
 	[DB_GROUP_MEMBERS] = "group_members",
 	[DB_PRODUCERS] = "producers",
+	[DB_INTENTS] = "intents",
 };
 
 struct index {
@@ -133,6 +139,8 @@ struct index {
 				 * call fails until the handle is closed */
 	bool rdonly;		/* opened MDB_RDONLY: every write is refused */
 	char *dir;		/* the meta directory, for messages */
+	bool no_intents;	/* read-only open of an environment written
+				 * before the intents database existed */
 };
 
 /* ======================================================================== */
@@ -356,7 +364,9 @@ static bool ix_dec_seg(const MDB_val *k, const MDB_val *v, struct seg_meta *m)
  *    60     4  index_interval_bytes
  *    64     4  full_block_ms
  *    68     4  interest              (i32)
- *    72     4  checksum              CRC-32C of bytes [0, length - 4)
+ *    72     4  max_attempts
+ *    76     4  retry_delay_ms
+ *    80     4  checksum              CRC-32C of bytes [0, length - 4)
  *
  * Fields are only ever appended, before the checksum, which always sits in
  * the last four bytes.  A decoder takes the fields that fit in length and
@@ -374,9 +384,11 @@ static bool ix_dec_seg(const MDB_val *k, const MDB_val *v, struct seg_meta *m)
 
 /* Field sizes in encoding order; the running sums are the valid lengths. */
 static const uint8_t topic_conf_fields[] = { 4, 4, 8, 4, 4, 8, 8, 8, 4, 4, 4, 4,
-					     4 /* interest */ };
+					     4 /* interest */,
+					     /* max_attempts, retry_delay_ms */
+					     4, 4 };
 #define TOPIC_CONF_NFIELDS (sizeof topic_conf_fields)
-#define TOPIC_CONF_BODY	   68u /* sum of topic_conf_fields */
+#define TOPIC_CONF_BODY	   76u /* sum of topic_conf_fields */
 #define TOPIC_CONF_SIZE	   (TOPIC_CONF_HDR + TOPIC_CONF_BODY + TOPIC_CONF_CSUM)
 
 _Static_assert(TOPIC_CONF_SIZE <= TOPIC_CONF_ENCODED_MAX,
@@ -418,6 +430,8 @@ size_t topic_conf_encode(const struct topic_meta *m,
 	mq_st32(p + 56, c->index_interval_bytes);
 	mq_st32(p + 60, c->full_block_ms);
 	mq_st32(p + 64, (uint32_t)(int32_t)c->interest);
+	mq_st32(p + 68, c->max_attempts);
+	mq_st32(p + 72, c->retry_delay_ms);
 	p += TOPIC_CONF_BODY;
 	mq_st32(p, ix_crc32c(out, (size_t)(p - out)));
 	return TOPIC_CONF_SIZE;
@@ -497,6 +511,10 @@ static int topic_conf_parse(const void *buf, size_t len, struct topic_meta *m,
 		t.cfg.full_block_ms = mq_ld32(p + 60);
 	if (i > 12)
 		t.cfg.interest = (int32_t)mq_ld32(p + 64);
+	if (i > 13)
+		t.cfg.max_attempts = mq_ld32(p + 68);
+	if (i > 14)
+		t.cfg.retry_delay_ms = mq_ld32(p + 72);
 	*m = t;
 	return 0;
 }
@@ -865,6 +883,12 @@ static int ix_open_dbs(struct index *ix, MDB_txn *txn, void *arg)
 	MQ_UNUSED(arg);
 	for (i = 0; i < DB_COUNT_; i++) {
 		rc = mdb_dbi_open(txn, ix_db_names[i], flags, &ix->dbi[i]);
+		if (rc == MDB_NOTFOUND && i == DB_INTENTS) {
+			/* Added later: an older environment opened read-only
+			 * simply has no pending intents. */
+			ix->no_intents = true;
+			continue;
+		}
 		if (rc == MDB_NOTFOUND) {
 			/* Only a read-only open of a never-initialised or
 			 * older environment gets here. */
@@ -2589,7 +2613,8 @@ out:
  */
 static int ix_group_drop_topic(struct index *ix, MDB_txn *txn, uint32_t tid)
 {
-	static const enum ix_db dbs[] = { DB_GROUP_MEMBERS, DB_GROUP_OFFSETS };
+	static const enum ix_db dbs[] = { DB_GROUP_MEMBERS, DB_GROUP_OFFSETS,
+					  DB_INTENTS };
 	uint8_t at[512];
 	struct group_ref ref;
 	MDB_cursor *cur;
@@ -2878,5 +2903,206 @@ int index_group_clamp(struct index *ix, uint32_t tid, uint32_t part,
 	rc = ix_update(ix, true, ix_group_clamp_walk, &a);
 	if (rc == 0)
 		*clamped = a.n;
+	return rc;
+}
+
+/* ======================================================================== */
+/* Delivery intents                                                         */
+/* ======================================================================== */
+
+/*
+ * A delivery intent records, in the same write transaction as a group's
+ * offset commit, that the record at (tid, part, offset) must be appended
+ * elsewhere (a retry topic, a dead-letter topic, the origin topic of a
+ * replay).  Segments and LMDB are different stores: the intent makes the
+ * pair "commit past the record, append its copy" recoverable, since
+ * whoever next owns the source partition finds the intent and completes
+ * it (dlq.c).  Key: group name, NUL, u32 tid, u32 part, u64 offset, all
+ * big-endian; value: opaque to this module (dlq.c encodes it).
+ */
+#define IX_INTENT_KEY_MAX (IX_GROUP_PREFIX_MAX + 12)
+
+static size_t ix_intent_key(uint8_t *k, const char *group, uint32_t tid,
+			    uint32_t part, uint64_t offset)
+{
+	size_t n = ix_group_prefix(k, group, tid);
+
+	mq_be32(k + n, part);
+	mq_be64(k + n + 4, offset);
+	return n + 12;
+}
+
+struct ix_intent_args {
+	struct ix_group_args g; /* the group change */
+	uint32_t part;		/* source partition */
+	uint64_t offset;	/* source offset */
+	const void *val;	/* the intent */
+	size_t len;		/* its bytes */
+};
+
+static int ix_intent_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	struct ix_intent_args *a = arg;
+	uint8_t key[IX_INTENT_KEY_MAX];
+	MDB_val k, v;
+	int rc;
+
+	rc = ix_group_txn(ix, txn, &a->g);
+	if (rc)
+		return rc;
+	k = ix_val(key, ix_intent_key(key, a->g.group, a->g.tid, a->part,
+				      a->offset));
+	v = ix_val((void *)(uintptr_t)a->val, a->len);
+	rc = mdb_put(txn, ix->dbi[DB_INTENTS], &k, &v, MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST)
+		return mq_err(MQLOG_EEXIST,
+			      "group '%s' topic id %u partition %u offset "
+			      "%" PRIu64 ": a delivery of this record is "
+			      "already pending",
+			      a->g.group, a->g.tid, a->part, a->offset);
+	if (rc == MDB_MAP_FULL)
+		return rc;
+	if (rc)
+		return ix_fail(ix, rc, "intents put");
+	return 0;
+}
+
+int index_group_update_intent(struct index *ix, const char *group, uint32_t tid,
+			      uint32_t nparts, group_txn_fn fn, void *arg,
+			      uint32_t part, uint64_t offset, const void *val,
+			      size_t len)
+{
+	struct ix_intent_args a = {
+		.g = { .group = group,
+		       .tid = tid,
+		       .nparts = nparts,
+		       .fn = fn,
+		       .arg = arg },
+		.part = part,
+		.offset = offset,
+		.val = val,
+		.len = len,
+	};
+	int rc = ix_group_check(ix, group);
+
+	if (rc)
+		return rc;
+	return ix_update(ix, true, ix_intent_txn, &a);
+}
+
+struct ix_intent_del_args {
+	const uint8_t *key; /* the intent's key */
+	size_t klen;	    /* its bytes */
+};
+
+static int ix_intent_del_txn(struct index *ix, MDB_txn *txn, void *arg)
+{
+	struct ix_intent_del_args *a = arg;
+	MDB_val k = ix_val((void *)(uintptr_t)a->key, a->klen);
+	int rc = mdb_del(txn, ix->dbi[DB_INTENTS], &k, NULL);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == MDB_MAP_FULL)
+		return rc;
+	return rc ? ix_fail(ix, rc, "intents delete") : 0;
+}
+
+int index_intent_del(struct index *ix, const char *group, uint32_t tid,
+		     uint32_t part, uint64_t offset)
+{
+	uint8_t key[IX_INTENT_KEY_MAX];
+	struct ix_intent_del_args a = { .key = key };
+	int rc = ix_group_check(ix, group);
+
+	if (rc)
+		return rc;
+	a.klen = ix_intent_key(key, group, tid, part, offset);
+	/* Not forced to disk: an intent that comes back after a power cut
+	 * is completed again, idempotently. */
+	return ix_update(ix, false, ix_intent_del_txn, &a);
+}
+
+void index_intents_free(struct intent_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(items[i].val);
+	free(items);
+}
+
+int index_intent_list(struct index *ix, const char *group, uint32_t tid,
+		      uint32_t part, struct intent_item **out, size_t *n)
+{
+	uint8_t key[IX_INTENT_KEY_MAX];
+	struct intent_item *list = NULL, *grown;
+	size_t cnt = 0, cap = 0, plen;
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc = ix_group_check(ix, group);
+
+	if (rc)
+		return rc;
+	*out = NULL;
+	*n = 0;
+	if (ix->no_intents)
+		return 0;
+	/* The prefix covers the partition when one is named. */
+	plen = ix_intent_key(key, group, tid, part, 0) -
+	       (part == UINT32_MAX ? 12 : 8);
+	rc = ix_read_begin(ix, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_open(txn, ix->dbi[DB_INTENTS], &cur);
+	if (rc) {
+		rc = ix_fail(ix, rc, "intents cursor");
+		goto out;
+	}
+	k = ix_val(key, plen);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == MDB_SUCCESS) {
+		const uint8_t *kp = k.mv_data;
+
+		if (k.mv_size < plen || memcmp(kp, key, plen) != 0)
+			break;
+		if (k.mv_size != plen + (part == UINT32_MAX ? 12 : 8)) {
+			rc = ix_corrupt(ix, DB_INTENTS, "bad intent key");
+			goto out;
+		}
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 8;
+			grown = realloc(list, cap * sizeof *list);
+			if (!grown) {
+				rc = mq_err(MQLOG_ENOMEM, "intents list");
+				goto out;
+			}
+			list = grown;
+		}
+		list[cnt].part = mq_ldbe32(kp + k.mv_size - 12);
+		list[cnt].offset = mq_ldbe64(kp + k.mv_size - 8);
+		list[cnt].len = v.mv_size;
+		list[cnt].val = malloc(v.mv_size ? v.mv_size : 1);
+		if (!list[cnt].val) {
+			rc = mq_err(MQLOG_ENOMEM, "intents list");
+			goto out;
+		}
+		memcpy(list[cnt].val, v.mv_data, v.mv_size);
+		cnt++;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc == MDB_NOTFOUND || rc == MDB_SUCCESS) {
+		rc = 0;
+		*out = list;
+		*n = cnt;
+		list = NULL;
+		cnt = 0;
+	} else if (rc > 0) {
+		rc = ix_fail(ix, rc, "intents walk");
+	}
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	ix_read_end(ix, txn);
+	index_intents_free(list, cnt);
 	return rc;
 }

@@ -557,6 +557,30 @@ int index_interest_floor(struct index *ix, uint32_t tid, uint32_t part,
  */
 int index_group_delete(struct index *ix, const char *group, uint32_t tid,
 		       uint32_t nparts, group_txn_fn check, void *arg);
+/*
+ * Delivery intents (nack, dead letters, replay): index_group_update_intent
+ * runs a group transaction like index_group_update (always durable) and,
+ * in the same transaction, stores the intent @val under (group, tid,
+ * part, offset); MQLOG_EEXIST when one is already there.  index_intent_del
+ * removes one (not forced to disk).  index_intent_list copies those of
+ * (group, tid, part), or of every partition when @part is UINT32_MAX, in
+ * key order; free with index_intents_free().
+ */
+struct intent_item {
+	uint32_t part;	 /* source partition */
+	uint64_t offset; /* source offset */
+	void *val;	 /* the intent (malloc'd) */
+	size_t len;	 /* its bytes */
+};
+int index_group_update_intent(struct index *ix, const char *group,
+			      uint32_t tid, uint32_t nparts, group_txn_fn fn,
+			      void *arg, uint32_t part, uint64_t offset,
+			      const void *val, size_t len);
+int index_intent_del(struct index *ix, const char *group, uint32_t tid,
+		     uint32_t part, uint64_t offset);
+int index_intent_list(struct index *ix, const char *group, uint32_t tid,
+		      uint32_t part, struct intent_item **out, size_t *n);
+void index_intents_free(struct intent_item *items, size_t n);
 
 /* Topic config (de)serialisation, shared by index.c and topic.conf files.
  * The encoding is versioned; decode accepts shorter older versions and

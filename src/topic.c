@@ -89,6 +89,8 @@ void mqlog_topic_config_init(mqlog_topic_config *cfg)
 	cfg->max_record_bytes = 1u << 20;
 	cfg->index_interval_bytes = 4096;
 	cfg->full_block_ms = 30000;
+	cfg->max_attempts = 5;
+	cfg->retry_delay_ms = 1000;
 }
 
 int topic_config_validate(const mqlog_topic_config *c)
@@ -136,6 +138,13 @@ int topic_config_validate(const mqlog_topic_config *c)
 			      "interest %d: must be 0 (off) or 1 "
 			      "(interest retention)",
 			      c->interest);
+	if (c->max_attempts < 1 || c->max_attempts > 1000)
+		return mq_err(MQLOG_EINVAL, "max_attempts %u: must be 1..1000",
+			      c->max_attempts);
+	if (c->retry_delay_ms > 86400000u)
+		return mq_err(MQLOG_EINVAL, "retry_delay_ms %u: must be "
+					    "0..86400000",
+			      c->retry_delay_ms);
 	return 0;
 }
 

@@ -526,6 +526,71 @@ check "exactly the records before it were kept" \
 	content_is "$OUT" "$(printf 'small-1\nsmall-2\nsmall-3')"
 
 # ---------------------------------------------------------------------------
+# retries and dead letters: create options, consume --nack-value, dlq,
+# dlq-replay
+# ---------------------------------------------------------------------------
+
+R=$W/retries
+expect 0 "create with --max-attempts and --retry-delay-ms" create "$R" jobs \
+	--partitions 2 --max-attempts 2 --retry-delay-ms 0
+expect 0 "describe shows the retry settings" describe "$R" jobs
+check "describe: max-attempts 2, retry-delay-ms 0, no dead letters" \
+	has_strings "$OUT" "max-attempts           2" \
+	"retry-delay-ms         0" "dead-letters           0 (jobs.dlq)"
+printf 'k1:ok-1\nk2:poison\nk1:ok-2\nk2:ok-3\n' >"$W/jobs.txt"
+expect_in 0 "produce jobs" "$W/jobs.txt" produce "$R" jobs --key-sep :
+expect 0 "consume --group --nack-value poison" consume "$R" jobs --group w \
+	--nack-value poison --idle-exit 700 --heartbeat-ms 50
+check "every other record was printed once" \
+	content_is "$(sort "$OUT" >"$W/sorted.txt"; echo "$W/sorted.txt")" \
+	"$(printf 'ok-1\nok-2\nok-3')"
+expect 0 "dlq shows the dead letter" dlq "$R" jobs
+check "dlq: origin, attempts, group, reason and value" \
+	has_strings "$OUT" "origin=jobs/" "attempts=2" 'group="w"' \
+	'reason="mqlog-tool consume --nack-value"' 'key="k2"' \
+	'value="poison"' "1 dead letter"
+expect 0 "dlq --json" dlq "$R" jobs --json
+json_check "dlq --json is one JSON document" "$OUT"
+pycheck "dlq --json: one record from jobs after 2 attempts" "$OUT" '
+import json, sys
+d = json.load(sys.stdin)
+assert d["topic"] == "jobs"
+(r,) = d["dead_letters"]
+assert r["origin_topic"] == "jobs"
+assert r["origin_partition"] == r["partition"]
+assert r["attempts"] == 2 and r["group"] == "w" and r["value"] == "poison"
+assert r["key"] == "k2" and r["origin_offset"] in (0, 1)
+'
+expect 0 "describe --json counts the dead letter" describe "$R" jobs --json
+pycheck "describe --json: retries section" "$OUT" '
+import json, sys
+d = json.load(sys.stdin)["retries"]
+assert d == {"max_attempts": 2, "retry_delay_ms": 0, "retry_records": 1,
+             "dead_letters": 1}, d
+'
+expect 0 "dlq-replay --max 1" dlq-replay "$R" jobs --max 1
+check "it replayed one record" content_is "$OUT" "replayed 1 record"
+expect 0 "dlq-replay again replays nothing" dlq-replay "$R" jobs
+check "nothing was replayed twice" content_is "$OUT" "replayed 0 records"
+expect 0 "consume after the replay" consume "$R" jobs --idle-exit 200 \
+	--format kv
+check "the replayed record is back in the topic, once" \
+	test "$(grep -c $'^k2\tpoison$' "$OUT")" -eq 2 -a "$(lines "$OUT")" -eq 5
+expect 0 "dlq on a topic without dead letters" dlq "$R" jobs.dlq
+expect 0 "dlq-replay on a topic without a dead-letter topic" \
+	dlq-replay "$D" orders
+check "it replayed nothing" content_is "$OUT" "replayed 0 records"
+expect 2 "--max-attempts 0" create "$R" bad --max-attempts 0
+expect 2 "--retry-delay-ms out of range" create "$R" bad \
+	--retry-delay-ms 86400001
+expect 2 "--nack-value without --group" consume "$R" jobs --nack-value x \
+	--idle-exit 100
+expect 2 "dlq-replay --group with a bad name" dlq-replay "$R" jobs \
+	--group 'a/b'
+expect 1 "dlq of an unknown topic" dlq "$R" nosuch
+expect 1 "dlq-replay of an unknown topic" dlq-replay "$R" nosuch
+
+# ---------------------------------------------------------------------------
 # usage and runtime errors
 # ---------------------------------------------------------------------------
 

@@ -231,6 +231,9 @@ enum {
 	O_HEARTBEAT_MS,
 	O_FORCE,
 	O_INTEREST,
+	O_MAX_ATTEMPTS,
+	O_RETRY_DELAY,
+	O_NACK_VALUE,
 };
 
 static void print_help(const struct command *cmd, FILE *f)
@@ -749,6 +752,8 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 		 O_INDEX_INTERVAL},
 		{"if-not-exists", no_argument, NULL, O_IF_NOT_EXISTS},
 		{"interest", no_argument, NULL, O_INTEREST},
+		{"max-attempts", required_argument, NULL, O_MAX_ATTEMPTS},
+		{"retry-delay-ms", required_argument, NULL, O_RETRY_DELAY},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -815,6 +820,14 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 			break;
 		case O_INTEREST:
 			cfg.interest = 1;
+			break;
+		case O_MAX_ATTEMPTS:
+			rc = opt_u32(cmd, "--max-attempts", optarg, 1, 1000, 0,
+				     &cfg.max_attempts);
+			break;
+		case O_RETRY_DELAY:
+			rc = opt_u32(cmd, "--retry-delay-ms", optarg, 0,
+				     86400000u, 0, &cfg.retry_delay_ms);
 			break;
 		default:
 			return usage_error(cmd, "unexpected option");
@@ -969,7 +982,7 @@ static void describe_json(mqlog_topic *t, const mqlog_topic_config *cfg,
 			fputs("null", stdout);
 		putchar('}');
 	}
-	fputs("]}\n", stdout);
+	fputs("]", stdout); /* the caller closes the document */
 }
 
 static void describe_text(mqlog_topic *t, const mqlog_topic_config *cfg,
@@ -1061,6 +1074,52 @@ static void describe_text(mqlog_topic *t, const mqlog_topic_config *cfg,
 				    : "(no group: nothing is freed)");
 }
 
+/* Records in topic @name (0 when it does not exist); -1 on an error. */
+static int64_t topic_records(mqlog *db, const char *name)
+{
+	mqlog_partition_info pi;
+	mqlog_topic *t = NULL;
+	int64_t total = 0;
+
+	if (mqlog_topic_open(db, name, &t) != 0)
+		return 0;
+	for (uint32_t p = 0; p < mqlog_topic_partitions(t); p++) {
+		if (mqlog_partition_stat(t, p, &pi) != 0) {
+			total = -1;
+			break;
+		}
+		total += (int64_t)(pi.end_offset - pi.start_offset);
+	}
+	mqlog_topic_close(t);
+	return total;
+}
+
+/* The retry settings and the records in TOPIC.retry and TOPIC.dlq. */
+static void describe_retries(mqlog *db, const char *topic,
+			     const mqlog_topic_config *cfg, int json)
+{
+	char name[MQLOG_TOPIC_NAME_MAX + 16];
+	int64_t retry, dead;
+
+	snprintf(name, sizeof name, "%s.retry", topic);
+	retry = topic_records(db, name);
+	snprintf(name, sizeof name, "%s.dlq", topic);
+	dead = topic_records(db, name);
+	if (json) {
+		printf(",\"retries\":{\"max_attempts\":%" PRIu32
+		       ",\"retry_delay_ms\":%" PRIu32
+		       ",\"retry_records\":%" PRId64
+		       ",\"dead_letters\":%" PRId64 "}",
+		       cfg->max_attempts, cfg->retry_delay_ms, retry, dead);
+		return;
+	}
+	printf("\n%-22s %" PRIu32 "\n", "max-attempts", cfg->max_attempts);
+	printf("%-22s %" PRIu32 "\n", "retry-delay-ms", cfg->retry_delay_ms);
+	printf("%-22s %" PRId64 " (%s.retry)\n", "retry-records", retry,
+	       topic);
+	printf("%-22s %" PRId64 " (%s.dlq)\n", "dead-letters", dead, topic);
+}
+
 static int cmd_describe(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1124,6 +1183,9 @@ static int cmd_describe(const struct command *cmd, int argc, char **argv)
 		describe_json(t, &cfg, info, ii, n);
 	else
 		describe_text(t, &cfg, info, ii, n);
+	describe_retries(db, a.pos[1], &cfg, json);
+	if (json)
+		fputs("}\n", stdout);
 	ret = stdout_error();
 out:
 	free(ii);
@@ -1733,6 +1795,16 @@ static void on_group_rebalance(void *arg, mqlog_consumer *c, int event,
  * commit never covers a record that did not reach stdout).  Returns the
  * exit status.
  */
+/* consume --nack-value: the value whose records are nacked, or NULL. */
+static const char *nack_value;
+
+static int is_nack_value(const mqlog_record *rec)
+{
+	return nack_value && rec->value.data &&
+	       rec->value.len == strlen(nack_value) &&
+	       memcmp(rec->value.data, nack_value, rec->value.len) == 0;
+}
+
 static int consume_group(const char *dir, const char *topic, const char *group,
 			 const struct from_spec *from, enum format fmt,
 			 int has_max, uint64_t max, int has_idle,
@@ -1808,8 +1880,20 @@ static int consume_group(const char *dir, const char *topic, const char *group,
 			ret = exit_for(rc);
 			goto restore;
 		}
-		for (size_t k = 0; k < got; k++)
+		for (size_t k = 0; k < got; k++) {
+			if (is_nack_value(&recs[k])) {
+				rc = mqlog_consumer_nack(
+					c, &recs[k], MQLOG_NACK_DEFAULT_DELAY,
+					"mqlog-tool consume --nack-value");
+				if (rc != 0) {
+					report_lib(db, rc);
+					ret = exit_for(rc);
+					goto restore;
+				}
+				continue;
+			}
 			print_record(fmt, topic, recs[k].partition, &recs[k]);
+		}
 		printed += got;
 		if (got == 0) {
 			if (output_closed())
@@ -1880,6 +1964,7 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 		{"idle-exit", required_argument, NULL, O_IDLE_EXIT},
 		{"format", required_argument, NULL, O_FORMAT},
 		{"heartbeat-ms", required_argument, NULL, O_HEARTBEAT_MS},
+		{"nack-value", required_argument, NULL, O_NACK_VALUE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1949,6 +2034,9 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 				     0, &heartbeat_ms);
 			has_heartbeat = 1;
 			break;
+		case O_NACK_VALUE:
+			nack_value = optarg;
+			break;
 		default:
 			return usage_error(cmd, "unexpected option");
 		}
@@ -1977,6 +2065,8 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 	}
 	if (has_heartbeat)
 		return usage_error(cmd, "--heartbeat-ms needs --group");
+	if (nack_value)
+		return usage_error(cmd, "--nack-value needs --group");
 
 	if (open_db(a.pos[0], 0, &db) != 0)
 		return EXIT_RUNTIME;
@@ -2926,6 +3016,264 @@ out:
 }
 
 /* ======================================================================== */
+/* dlq, dlq-replay                                                          */
+/* ======================================================================== */
+
+/* The value of header @name of @rec, or a null run. */
+static mqlog_bytes header_of(const mqlog_record *rec, const char *name)
+{
+	mqlog_bytes v = {NULL, 0};
+
+	if (mqlog_record_header(rec, name, strlen(name), &v) != 1)
+		v.data = NULL;
+	return v;
+}
+
+/* A header value that is a decimal number, printed as one (or null). */
+static void print_num_header(const mqlog_record *rec, const char *name)
+{
+	mqlog_bytes v = header_of(rec, name);
+	size_t i;
+
+	for (i = 0; v.data && i < v.len; i++) {
+		char ch = ((const char *)v.data)[i];
+		if (!(ch >= '0' && ch <= '9') && !(ch == '-' && i == 0))
+			break;
+	}
+	if (!v.data || v.len == 0 || i != v.len) {
+		fputs("null", stdout);
+		return;
+	}
+	fwrite(v.data, 1, v.len, stdout);
+}
+
+static void dlq_print(const mqlog_record *rec, int json, int *first)
+{
+	static const struct {
+		const char *json;   /* JSON member */
+		const char *header; /* header it shows */
+		int number;	    /* 1: a number */
+	} f[] = {
+		{"origin_topic", "mqlog.origin.topic", 0},
+		{"origin_partition", "mqlog.origin.partition", 1},
+		{"origin_offset", "mqlog.origin.offset", 1},
+		{"origin_timestamp", "mqlog.origin.timestamp", 1},
+		{"group", "mqlog.group", 0},
+		{"attempts", "mqlog.attempt", 1},
+		{"reason", "mqlog.reason", 0},
+	};
+	char when[64];
+
+	if (json) {
+		printf("%s{\"partition\":%" PRIu32 ",\"offset\":%" PRIu64
+		       ",\"timestamp\":%" PRId64,
+		       *first ? "" : ",", rec->partition, rec->offset,
+		       rec->timestamp);
+		for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+			printf(",\"%s\":", f[i].json);
+			if (f[i].number)
+				print_num_header(rec, f[i].header);
+			else
+				json_bytes(stdout, header_of(rec, f[i].header));
+		}
+		fputs(",\"key\":", stdout);
+		json_bytes(stdout, rec->key);
+		fputs(",\"value\":", stdout);
+		json_bytes(stdout, rec->value);
+		putchar('}');
+		*first = 0;
+		return;
+	}
+	format_time(rec->timestamp, when, sizeof when);
+	printf("%" PRIu32 ":%" PRIu64 " %s origin=", rec->partition,
+	       rec->offset, when);
+	{
+		mqlog_bytes v = header_of(rec, "mqlog.origin.topic");
+		if (v.data)
+			fwrite(v.data, 1, v.len, stdout);
+		else
+			putchar('?');
+	}
+	putchar('/');
+	print_num_header(rec, "mqlog.origin.partition");
+	putchar('/');
+	print_num_header(rec, "mqlog.origin.offset");
+	fputs(" attempts=", stdout);
+	print_num_header(rec, "mqlog.attempt");
+	fputs(" group=", stdout);
+	c_escape(stdout, header_of(rec, "mqlog.group"));
+	fputs(" reason=", stdout);
+	c_escape(stdout, header_of(rec, "mqlog.reason"));
+	fputs(" key=", stdout);
+	c_escape(stdout, rec->key);
+	fputs(" value=", stdout);
+	c_escape(stdout, rec->value);
+	putchar('\n');
+}
+
+static int cmd_dlq(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, O_JSON},
+		{"max", required_argument, NULL, O_MAX},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	char name[MQLOG_TOPIC_NAME_MAX + 16];
+	struct args a = {0};
+	mqlog_topic *t = NULL, *d = NULL;
+	mqlog *db = NULL;
+	uint64_t max = 0, shown = 0;
+	int json = 0, first = 1;
+	int c, rc, ret = EXIT_RUNTIME;
+
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		rc = 0;
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_JSON:
+			json = 1;
+			break;
+		case O_MAX:
+			rc = opt_u64(cmd, "--max", optarg, 1, INT64_MAX, 0,
+				     &max);
+			break;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+		if (rc != 0)
+			return rc;
+	}
+	if (a.npos != 2)
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
+						   : "too many arguments");
+	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
+		return rc;
+	if (open_db(a.pos[0], MQLOG_OPEN_RDONLY, &db) != 0)
+		return EXIT_RUNTIME;
+	if (open_topic(db, a.pos[1], &t) != 0)
+		goto out;
+	snprintf(name, sizeof name, "%s.dlq", a.pos[1]);
+	rc = mqlog_topic_open(db, name, &d);
+	if (json) {
+		fputs("{\"topic\":", stdout);
+		json_cstr(stdout, a.pos[1]);
+		fputs(",\"dead_letters\":[", stdout);
+	}
+	if (rc == 0) {
+		for (uint32_t p = 0; p < mqlog_topic_partitions(d); p++) {
+			mqlog_reader *r = NULL;
+			mqlog_partition_info pi;
+			mqlog_record rec;
+
+			/* An empty partition may have no segment yet. */
+			rc = mqlog_partition_stat(d, p, &pi);
+			if (rc == 0 && pi.end_offset == pi.start_offset)
+				continue;
+			if (rc == 0)
+				rc = mqlog_reader_open(d, p, &r);
+			while (rc == 0 && (max == 0 || shown < max)) {
+				rc = mqlog_reader_next(r, &rec);
+				if (rc != 1)
+					break;
+				rc = 0;
+				dlq_print(&rec, json, &first);
+				shown++;
+			}
+			mqlog_reader_close(r);
+			if (rc < 0) {
+				report(db, rc, "%s/%" PRIu32, name, p);
+				ret = exit_for(rc);
+				goto out;
+			}
+		}
+	} else if (rc != MQLOG_ENOENT) {
+		report(db, rc, "open topic '%s'", name);
+		goto out;
+	}
+	if (json)
+		fputs("]}\n", stdout);
+	else
+		printf("%" PRIu64 " dead letter%s\n", shown,
+		       shown == 1 ? "" : "s");
+	ret = stdout_error();
+out:
+	mqlog_topic_close(d);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+	return ret;
+}
+
+static int cmd_dlq_replay(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"group", required_argument, NULL, O_GROUP},
+		{"max", required_argument, NULL, O_MAX},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct args a = {0};
+	const char *group = NULL;
+	uint64_t max = 0, done = 0;
+	mqlog *db = NULL;
+	int c, rc;
+
+	while ((c = next_option(cmd, argc, argv, longopts, &a)) != OPT_END) {
+		rc = 0;
+		switch (c) {
+		case OPT_HELP:
+			return 0;
+		case OPT_ERROR:
+			return EXIT_USAGE;
+		case O_GROUP:
+			if (!mqlog_group_name_valid(optarg))
+				return usage_error(cmd,
+						   "--group: '%s' is not a "
+						   "valid group name",
+						   optarg);
+			group = optarg;
+			break;
+		case O_MAX:
+			rc = opt_u64(cmd, "--max", optarg, 1, INT64_MAX, 0,
+				     &max);
+			break;
+		default:
+			return usage_error(cmd, "unexpected option");
+		}
+		if (rc != 0)
+			return rc;
+	}
+	if (a.npos != 2)
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
+						   : "too many arguments");
+	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
+		return rc;
+	if (open_db(a.pos[0], 0, &db) != 0)
+		return EXIT_RUNTIME;
+	{
+		mqlog_topic *t = NULL;
+		if (open_topic(db, a.pos[1], &t) != 0) {
+			mqlog_close(db);
+			return EXIT_RUNTIME;
+		}
+		mqlog_topic_close(t);
+	}
+	rc = mqlog_dlq_replay(db, a.pos[1], group, max, &done);
+	if (rc == MQLOG_ENOENT && done == 0)
+		rc = 0; /* no dead-letter topic: nothing to replay */
+	printf("replayed %" PRIu64 " record%s\n", done, done == 1 ? "" : "s");
+	if (rc != 0)
+		report(db, rc, "replay %s.dlq", a.pos[1]);
+	mqlog_close(db);
+	if (rc != 0)
+		return exit_for(rc);
+	return stdout_error();
+}
+
+/* ======================================================================== */
 /* Commands and main                                                        */
 /* ======================================================================== */
 
@@ -2939,7 +3287,7 @@ static const struct command commands[] = {
 		"         [--full-policy drop-oldest|reject|block]\n"
 		"         [--max-record-bytes B] [--index-interval-bytes B] "
 		"[--if-not-exists]\n"
-		"         [--interest]",
+		"         [--interest] [--max-attempts N] [--retry-delay-ms T]",
 		"create a topic",
 		"Create topic TOPIC in data directory DIR (DIR is created if "
 		"needed).",
@@ -2975,6 +3323,12 @@ static const struct command commands[] = {
 		"free records once\n"
 		"                            every consumer group of the topic "
 		"committed past them\n"
+		"  --max-attempts N          deliveries to a group before a "
+		"nack dead-letters\n"
+		"                            a record into TOPIC.dlq, 1 to "
+		"1000 (default 5)\n"
+		"  --retry-delay-ms T        default delay of a nack "
+		"(default 1000)\n"
 		"Limits take 'unlimited' or -1 for no limit.\n",
 	},
 	{
@@ -3036,7 +3390,8 @@ static const struct command commands[] = {
 		PROGNAME " consume DIR TOPIC [--group G] [--partition P]\n"
 		"         [--from earliest|latest|OFFSET|@EPOCH_MS] [--max N] "
 		"[--idle-exit MS]\n"
-		"         [--format value|kv|json] [--heartbeat-ms MS]",
+		"         [--format value|kv|json] [--heartbeat-ms MS] "
+		"[--nack-value V]",
 		"print records, or follow the log",
 		"Print the records of TOPIC, one a line.",
 		"\n"
@@ -3070,7 +3425,13 @@ static const struct command commands[] = {
 		"  --heartbeat-ms MS  with --group: heartbeat period "
 		"(default 1000); a dead\n"
 		"                  member's partitions move within about one "
-		"period\n",
+		"period\n"
+		"  --nack-value V  with --group: nack the records whose value "
+		"is V instead of\n"
+		"                  printing them (they come back from "
+		"TOPIC.retry after the\n"
+		"                  topic's retry delay, and go to TOPIC.dlq "
+		"after its max attempts)\n",
 	},
 	{
 		"groups", cmd_groups,
@@ -3145,6 +3506,40 @@ static const struct command commands[] = {
 		"Options:\n"
 		"  --json    print one JSON document "
 		"{\"ok\":...,\"problems\":[...],...}\n",
+	},
+	{
+		"dlq", cmd_dlq,
+		PROGNAME " dlq DIR TOPIC [--json] [--max N]",
+		"show the dead letters of a topic",
+		"Print the records of TOPIC.dlq, the dead-letter topic of "
+		"TOPIC: where each\ncame from (topic/partition/offset), its "
+		"attempts, the group that gave up\non it, the reason given to "
+		"its last nack, its key and value.",
+		"\n"
+		"Options:\n"
+		"  --max N   print at most N records\n"
+		"  --json    print {\"topic\":...,\"dead_letters\":[{"
+		"\"partition\",\"offset\",\n"
+		"            \"timestamp\",\"origin_topic\",\"origin_partition\","
+		"\"origin_offset\",\n"
+		"            \"origin_timestamp\",\"group\",\"attempts\","
+		"\"reason\",\"key\",\"value\"},...]}\n",
+	},
+	{
+		"dlq-replay", cmd_dlq_replay,
+		PROGNAME " dlq-replay DIR TOPIC [--group G] [--max N]",
+		"put dead letters back into their topic",
+		"Append the records of TOPIC.dlq back to the topic and "
+		"partition they came\nfrom, without their mqlog.* headers, "
+		"and print how many.  Progress is\ncommitted with each record "
+		"as the offsets of group G on TOPIC.dlq, so a\nreplay that is "
+		"interrupted and run again neither skips nor repeats one;\n"
+		"records dead-lettered later are replayed by the next run.",
+		"\n"
+		"Options:\n"
+		"  --group G  the group that keeps the progress "
+		"(default mqlog.replay)\n"
+		"  --max N    replay at most N records\n",
 	},
 	{
 		"recover", cmd_recover,
