@@ -252,6 +252,11 @@ struct mqlog_topic {
 
 struct gc_req;
 
+/* Background writeback (partition_writeback): what was appended this long
+ * ago, from samples taken every flusher tick (50 ms). */
+#define WB_DELAY_MS 1000
+#define WB_SAMPLES 32
+
 struct partition {
 	struct mqlog_topic *t;    /* owner */
 	uint32_t id;              /* partition number */
@@ -282,6 +287,11 @@ struct partition {
 	int wb_fd;                /* flusher's descriptor of segment wb_base, or -1 */
 	uint64_t wb_base;
 	uint64_t wb_done;         /* it started writeback below this position */
+	struct wb_sample {        /* the published end at a flusher tick */
+		uint64_t base, pos;
+		int64_t ms;
+	} wb_hist[WB_SAMPLES];
+	unsigned wb_head;         /* next sample slot */
 	bool above_watermark;     /* the watermark callback fired, not yet reset */
 	bool trust_valid;         /* for the next recovery: the page cache holds */
 	uint64_t trust_base;      /*   whole batches of segment trust_base up to */
@@ -323,7 +333,7 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 int partition_append_encoded(struct partition *p, uint8_t *buf, size_t size,
 			     size_t n, int sync, uint64_t *base);
 int partition_sync(struct partition *p);
-void partition_writeback(struct partition *p);
+void partition_writeback(struct partition *p, int64_t now_ms);
 int partition_flush_index(struct partition *p);
 int partition_refresh_segments(struct partition *p);
 /* Find the segment containing @offset: floor of the known bases. */

@@ -324,7 +324,7 @@ static void *flusher_main(void *arg)
 				else if (do_index)
 					(void)partition_flush_index(p);
 				if (wb && !due)
-					partition_writeback(p);
+					partition_writeback(p, now);
 				/* Segments the count limit left below the
 				 * start (retention.c). */
 				(void)retention_reap(p);

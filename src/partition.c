@@ -1031,15 +1031,32 @@ static int sync_to(struct partition *p, uint64_t target)
  * disk), and the disk works while the producers do instead of after them.
  * The page being filled is left alone: a write into a page under writeback
  * can wait for it.  Only this thread touches wb_*.
+ *
+ * Only what was appended at least WB_DELAY_MS ago is written back (the
+ * kernel does the same after 30 s), so a burst that ends within the delay
+ * does not pay for writeback while it runs; samples of the published end,
+ * one a tick, say where the log was that long ago.  Unless more than half
+ * a segment is waiting: then all of it goes, so that a roll never waits
+ * for more than half a segment whatever the rate.
  */
-void partition_writeback(struct partition *p)
+void partition_writeback(struct partition *p, int64_t now_ms)
 {
 	struct pview v;
 	char path[MQ_PATH_MAX];
+	uint64_t upto = 0;
 
 	if (p->st_private || p->t->db->rdonly)
 		return;
 	state_read_view(p->st, &v);
+	p->wb_hist[p->wb_head] = (struct wb_sample){ v.seg_base,
+						     v.seg_end_pos, now_ms };
+	p->wb_head = (p->wb_head + 1) % WB_SAMPLES;
+	for (unsigned i = 0; i < WB_SAMPLES; i++) {
+		const struct wb_sample *s = &p->wb_hist[i];
+		if (s->ms && s->ms <= now_ms - WB_DELAY_MS &&
+		    s->base == v.seg_base && s->pos > upto)
+			upto = s->pos;
+	}
 	if (p->wb_fd < 0 || p->wb_base != v.seg_base) {
 		if (p->wb_fd >= 0)
 			io_close(p->wb_fd);
@@ -1052,7 +1069,9 @@ void partition_writeback(struct partition *p)
 		p->wb_base = v.seg_base;
 		p->wb_done = 0;
 	}
-	uint64_t end = v.seg_end_pos & ~(uint64_t)4095;
+	if (v.seg_end_pos - p->wb_done > pcfg(p)->segment_bytes / 2)
+		upto = v.seg_end_pos;
+	uint64_t end = upto & ~(uint64_t)4095;
 	if (end > p->wb_done) {
 		io_writeback(p->wb_fd, p->wb_done, end - p->wb_done);
 		p->wb_done = end;
