@@ -492,6 +492,22 @@ static int check_topic_name(const struct command *cmd, const char *name)
 			   name, MQLOG_TOPIC_NAME_MAX);
 }
 
+/* DIR GROUP TOPIC, the positionals of reset-offsets and delete-group. */
+static int check_group_topic(const struct command *cmd, const struct args *a)
+{
+	if (a->npos != 3)
+		return usage_error(cmd, a->npos < 3 ? "missing DIR, GROUP or "
+						      "TOPIC"
+						    : "too many arguments");
+	if (!mqlog_group_name_valid(a->pos[1]))
+		return usage_error(cmd,
+				   "'%s' is not a valid group name (1 to %d "
+				   "characters of A-Z a-z 0-9 . _ -, not '.' "
+				   "or '..')",
+				   a->pos[1], MQLOG_TOPIC_NAME_MAX);
+	return check_topic_name(cmd, a->pos[2]);
+}
+
 /* ======================================================================== */
 /* Output helpers                                                           */
 /* ======================================================================== */
@@ -2878,17 +2894,7 @@ static int cmd_reset_offsets(const struct command *cmd, int argc, char **argv)
 			return usage_error(cmd, "unexpected option");
 		}
 	}
-	if (a.npos != 3)
-		return usage_error(cmd, a.npos < 3 ? "missing DIR, GROUP or "
-						     "TOPIC"
-						   : "too many arguments");
-	if (!mqlog_group_name_valid(a.pos[1]))
-		return usage_error(cmd,
-				   "'%s' is not a valid group name (1 to %d "
-				   "characters of A-Z a-z 0-9 . _ -, not '.' "
-				   "or '..')",
-				   a.pos[1], MQLOG_TOPIC_NAME_MAX);
-	if ((rc = check_topic_name(cmd, a.pos[2])) != 0)
+	if ((rc = check_group_topic(cmd, &a)) != 0)
 		return rc;
 	if (!has_to)
 		return usage_error(cmd, "--to is required");
@@ -2985,17 +2991,7 @@ static int cmd_delete_group(const struct command *cmd, int argc, char **argv)
 			return usage_error(cmd, "unexpected option");
 		}
 	}
-	if (a.npos != 3)
-		return usage_error(cmd, a.npos < 3 ? "missing DIR, GROUP or "
-						     "TOPIC"
-						   : "too many arguments");
-	if (!mqlog_group_name_valid(a.pos[1]))
-		return usage_error(cmd,
-				   "'%s' is not a valid group name (1 to %d "
-				   "characters of A-Z a-z 0-9 . _ -, not '.' "
-				   "or '..')",
-				   a.pos[1], MQLOG_TOPIC_NAME_MAX);
-	if ((rc = check_topic_name(cmd, a.pos[2])) != 0)
+	if ((rc = check_group_topic(cmd, &a)) != 0)
 		return rc;
 	if (open_db(a.pos[0], 0, &db) != 0)
 		return EXIT_RUNTIME;
