@@ -3,10 +3,11 @@
  * headers as delivery reads them (malformed values count as absent, many
  * headers, headers that do not decode), delivery intents (the encoding
  * round trip, every kind of damage refused, delivery with and without the
- * check, a replay to a topic that does not exist), their completion, and the
- * consumer calls around them (pending intents retried by later polls, nack and
- * schedule refusals, replay of dead letters without origin headers, a forced
- * reset seen at the next commit).
+ * check, a hint past the destination's end, a replay to a topic that does
+ * not exist), their completion, and the consumer calls around them
+ * (pending intents retried by later polls, nack and schedule refusals,
+ * replay of dead letters without origin headers, a forced reset seen at
+ * the next commit).
  *
  * Every call that must fail is checked for its error code, for a message
  * that names what was wrong, and for leaving things as they were.
@@ -568,6 +569,36 @@ START_TEST(test_intent_replay_and_nulls)
 }
 END_TEST
 
+START_TEST(test_intent_hint_past_end)
+{
+	/* An intent whose hint lies past the destination's end (its unsynced
+	 * tail was lost in a power cut after the intent was stored) cannot
+	 * hold the copy: the checked delivery appends it rather than fail
+	 * for ever, and a second one finds it. */
+	mqlog_reader *r;
+	mqlog_record rec;
+	struct dlq_copy cp;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	bool appended = false;
+
+	setup_topic(1, 5, 0);
+	h_append1(g_t, 0, "x");
+	ck_assert_int_eq(mqlog_reader_open(g_t, 0, &r), 0);
+	rec = read_at(r, 0);
+	cp = copy_of(&rec, DLQ_KIND_DEAD, "t.dlq");
+	cp.hint = 1000;
+	ck_assert_int_eq(dlq_intent_encode(&cp, &buf, &len), 0);
+	ck_assert_int_eq(dlq_intent_deliver(g_db, buf, len, true, &appended),
+			 0);
+	ck_assert(appended);
+	ck_assert_uint_eq(count_recs(g_db, "t.dlq", 0), 1);
+	mqlog_reader_close(r);
+	free(buf);
+	teardown_topic();
+}
+END_TEST
+
 /* An intent to "t.retry" for a one-byte record, with the offsets of its
  * fields (the name length is at 32, the name at 34). */
 static uint8_t *small_intent(mqlog_reader *r, size_t *len)
@@ -882,6 +913,7 @@ static Suite *intents_suite(void)
 	tcase_add_test(tc, test_meta_headers_undecodable);
 	tcase_add_test(tc, test_intent_roundtrip);
 	tcase_add_test(tc, test_intent_replay_and_nulls);
+	tcase_add_test(tc, test_intent_hint_past_end);
 	tcase_add_test(tc, test_intent_damaged);
 	tcase_add_test(tc, test_complete);
 	tcase_add_test(tc, test_pending_intent_retried);
