@@ -900,6 +900,265 @@ START_TEST(test_pending_intent_retried)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Consumers: nack, schedule, replay, commits                               */
+/* ------------------------------------------------------------------------ */
+
+/* Poll @c until it returned @want records in all (into @recs). */
+static size_t poll_n(mqlog_consumer *c, mqlog_record *recs, size_t want)
+{
+	size_t n = 0, total = 0;
+	double t0 = h_mono_ms();
+
+	while (total < want && h_mono_ms() - t0 < 3000) {
+		ck_assert_int_eq(mqlog_consumer_poll(c, recs + total,
+						     want - total, 50, &n),
+				 0);
+		total += n;
+	}
+	return total;
+}
+
+START_TEST(test_names_without_room)
+{
+	/* A topic whose name leaves no room for ".retry" cannot nack or
+	 * schedule, and a retry or dead-letter topic cannot schedule: each
+	 * is MQLOG_EINVAL with a message, nothing committed, no topic made.
+	 * NULL arguments of schedule are refused too. */
+	char longname[245];
+	mqlog_topic_config cfg = h_cfg(1, 1u << 20, MQLOG_SYNC_NONE);
+	mqlog_msg m = h_msg("m", MQLOG_TIMESTAMP_NOW);
+	mqlog_topic *lt, *d;
+	mqlog_consumer *c;
+	mqlog_record rec;
+	uint64_t committed = 5, off = 5;
+
+	setup_topic(1, 5, 0);
+	memset(longname, 'n', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	h_create(g_db, longname, &cfg);
+	lt = h_topic(g_db, longname);
+	h_append1(lt, 0, "x");
+	c = open_group(lt, "g");
+	ck_assert_uint_eq(poll_n(c, &rec, 1), 1);
+	ck_assert_int_eq(mqlog_consumer_nack(c, &rec, 0, NULL), MQLOG_EINVAL);
+	ck_msg_has("no room");
+	ck_assert_int_eq(mqlog_consumer_committed(c, 0, &committed),
+			 MQLOG_ENOENT);
+	ck_assert_uint_eq(committed, 5);
+	ck_assert_int_eq(mqlog_schedule(lt, &m, 0, &off), MQLOG_EINVAL);
+	ck_msg_has("not for a retry");
+	ck_assert_uint_eq(off, 5);
+	mqlog_consumer_close(c);
+
+	h_create(g_db, "t.dlq", &cfg);
+	d = h_topic(g_db, "t.dlq");
+	ck_assert_int_eq(mqlog_schedule(d, &m, 0, NULL), MQLOG_EINVAL);
+	ck_msg_has("t.dlq");
+	ck_assert(!topic_exists(g_db, "t.dlq.retry"));
+	mqlog_topic_close(d);
+
+	ck_assert_int_eq(mqlog_schedule(NULL, &m, 0, NULL), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_schedule(g_t, NULL, 0, NULL), MQLOG_EINVAL);
+	m.header_count = 1;
+	ck_assert_int_eq(mqlog_schedule(g_t, &m, 0, NULL), MQLOG_EINVAL);
+	ck_msg_has("NULL");
+	ck_assert(!topic_exists(g_db, "t.retry"));
+	ck_assert_uint_eq(count_recs(g_db, longname, 0), 1);
+	mqlog_topic_close(lt);
+	teardown_topic();
+}
+END_TEST
+
+START_TEST(test_schedule_key_headers)
+{
+	/* A scheduled record with a key goes to the key's partition of
+	 * <topic>.retry, with its own headers (mqlog.expires allowed)
+	 * followed by mqlog.due, mqlog.attempt 0 and its origin topic. */
+	mqlog_header hs[] = { hdr_of("app", "1"),
+			      hdr_of(DLQ_H_EXPIRES, "99999999999999") };
+	mqlog_msg m = h_msg("m", MQLOG_TIMESTAMP_NOW);
+	uint32_t want = mqlog_partition_for_key("key", 3, 3);
+	uint64_t off = 99;
+	mqlog_topic *rt;
+	mqlog_reader *r;
+	mqlog_record rec;
+	char b[64];
+
+	setup_topic(3, 5, 0);
+	m.key.data = "key";
+	m.key.len = 3;
+	m.headers = hs;
+	m.header_count = 2;
+	ck_assert_int_eq(mqlog_schedule(g_t, &m, 12345, &off), 0);
+	ck_assert_uint_eq(off, 0);
+	rt = h_topic(g_db, "t.retry");
+	ck_assert_uint_eq(mqlog_topic_partitions(rt), 3);
+	for (uint32_t p = 0; p < 3; p++)
+		ck_assert_uint_eq(count_recs(g_db, "t.retry", p),
+				  p == want ? 1 : 0);
+	ck_assert_int_eq(mqlog_reader_open(rt, want, &r), 0);
+	rec = read_at(r, 0);
+	ck_assert_uint_eq(rec.header_count, 5);
+	ck_assert_str_eq(hdr(&rec, "app", b, sizeof b), "1");
+	ck_assert_str_eq(hdr(&rec, DLQ_H_EXPIRES, b, sizeof b),
+			 "99999999999999");
+	ck_assert_str_eq(hdr(&rec, DLQ_H_DUE, b, sizeof b), "12345");
+	ck_assert_str_eq(hdr(&rec, DLQ_H_ATTEMPT, b, sizeof b), "0");
+	ck_assert_str_eq(hdr(&rec, DLQ_H_OTOPIC, b, sizeof b), "t");
+	mqlog_reader_close(r);
+	mqlog_topic_close(rt);
+	teardown_topic();
+}
+END_TEST
+
+START_TEST(test_replay_without_origin)
+{
+	/* Dead letters without origin headers are replayed to the topic
+	 * named, in their key's partition, or partition 0 without a key;
+	 * one whose origin topic no longer exists goes to the topic named,
+	 * in its origin partition.  Bad arguments are refused and replay
+	 * nothing. */
+	mqlog_topic_config cfg = h_cfg(1, 1u << 20, MQLOG_SYNC_NONE);
+	mqlog_header gone[] = { hdr_of(DLQ_H_OTOPIC, "gone"),
+				hdr_of(DLQ_H_OPART, "2") };
+	uint32_t kp = mqlog_partition_for_key("kk", 2, 3);
+	mqlog_topic *d;
+	uint64_t n = 99;
+	struct h_recs rs = { 0 };
+
+	setup_topic(3, 1, 0);
+	h_create(g_db, "t.dlq", &cfg);
+	d = h_topic(g_db, "t.dlq");
+	append_h(d, 0, "kk", "keyed", NULL, 0);
+	append_h(d, 0, NULL, "nokey", NULL, 0);
+	append_h(d, 0, "kk", "orphan", gone, 2);
+
+	ck_assert_int_eq(mqlog_dlq_replay(NULL, "t", NULL, 0, &n),
+			 MQLOG_EINVAL);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(mqlog_dlq_replay(g_db, NULL, NULL, 0, NULL),
+			 MQLOG_EINVAL);
+	n = 99;
+	ck_assert_int_eq(mqlog_dlq_replay(g_db, "t", "bad/group", 0, &n),
+			 MQLOG_EINVAL);
+	ck_assert_uint_eq(n, 0);
+	for (uint32_t p = 0; p < 3; p++)
+		ck_assert_uint_eq(count_recs(g_db, "t", p), 0);
+
+	ck_assert_int_eq(mqlog_dlq_replay(g_db, "t", "r", 0, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	h_read_all(g_t, kp, &rs);
+	ck_assert_uint_ge(rs.n, 1);
+	ck_assert_str_eq(rs.r[0].val, "keyed");
+	h_recs_free(&rs);
+	h_read_all(g_t, 0, &rs);
+	ck_assert_uint_eq(rs.n, kp == 0 ? 2 : 1);
+	ck_assert_str_eq(rs.r[rs.n - 1].val, "nokey");
+	h_recs_free(&rs);
+	h_read_all(g_t, 2, &rs);
+	ck_assert_uint_eq(rs.n, kp == 2 ? 2 : 1);
+	ck_assert_str_eq(rs.r[rs.n - 1].val, "orphan");
+	h_recs_free(&rs);
+	/* Replayed once: a second run of the same group finds nothing. */
+	ck_assert_int_eq(mqlog_dlq_replay(g_db, "t", "r", 0, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	mqlog_topic_close(d);
+	teardown_topic();
+}
+END_TEST
+
+START_TEST(test_auto_commit_interval)
+{
+	/* In AFTER mode with an interval, polls within it commit nothing;
+	 * an explicit commit writes the position at once. */
+	mqlog_consumer_options o = group_opts("g");
+	mqlog_consumer *c;
+	mqlog_record recs[4];
+	uint64_t off = 99;
+	size_t n = 0;
+
+	setup_topic(1, 5, 0);
+	h_append1(g_t, 0, "a");
+	h_append1(g_t, 0, "b");
+	o.auto_commit_interval_ms = 600000;
+	ck_assert_int_eq(mqlog_consumer_open(g_t, &o, &c), 0);
+	ck_assert_uint_eq(poll_n(c, recs, 2), 2);
+	ck_assert_int_eq(mqlog_consumer_poll(c, recs, 4, 0, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(mqlog_consumer_committed(c, 0, &off), MQLOG_ENOENT);
+	ck_assert_uint_eq(off, 99);
+	ck_assert_int_eq(mqlog_consumer_commit(c), 0);
+	ck_assert_int_eq(mqlog_consumer_committed(c, 0, &off), 0);
+	ck_assert_uint_eq(off, 2);
+	mqlog_consumer_close(c);
+	teardown_topic();
+}
+END_TEST
+
+struct events {
+	int lost;     /* LOST reports */
+	int assigned; /* ASSIGNED reports */
+};
+
+static void on_rebalance(void *arg, mqlog_consumer *c, int event,
+			 const uint32_t *parts, size_t count)
+{
+	struct events *e = arg;
+
+	(void)c;
+	(void)parts;
+	(void)count;
+	if (event == MQLOG_REBALANCE_LOST)
+		e->lost++;
+	else if (event == MQLOG_REBALANCE_ASSIGNED)
+		e->assigned++;
+}
+
+START_TEST(test_forced_reset)
+{
+	/* A member removed by a forced reset cannot nack what it read
+	 * (MQLOG_ESTALE, nothing copied); its next poll's commit learns it:
+	 * its partitions are reported lost, it joins again and reads from
+	 * the reset offset. */
+	mqlog_consumer_options o = group_opts("g");
+	struct events ev = { 0, 0 };
+	mqlog_consumer *c;
+	mqlog_record recs[4];
+	uint64_t off = 0;
+
+	setup_topic(1, 5, 0);
+	h_append1(g_t, 0, "a");
+	h_append1(g_t, 0, "b");
+	o.on_rebalance = on_rebalance;
+	o.rebalance_arg = &ev;
+	o.heartbeat_ms = 1000; /* the poll, not the heartbeat, finds out */
+	o.lease_ms = 10000;
+	ck_assert_int_eq(mqlog_consumer_open(g_t, &o, &c), 0);
+	ck_assert_uint_eq(poll_n(c, recs, 2), 2);
+	ck_assert_int_eq(ev.assigned, 1);
+	ck_assert_int_eq(mqlog_group_reset_offsets(g_db, "g", "t",
+						   MQLOG_OFFSET_EARLIEST,
+						   MQLOG_RESET_FORCE),
+			 0);
+	ck_assert_int_eq(mqlog_consumer_nack(c, &recs[1], 0, NULL),
+			 MQLOG_ESTALE);
+	H_ASSERT_MSG(NULL);
+	ck_assert_uint_eq(count_recs(g_db, "t.retry", 0), 0);
+
+	ck_assert_uint_eq(poll_n(c, recs, 2), 2);
+	ck_assert_int_eq(ev.lost, 1);
+	ck_assert_int_eq(ev.assigned, 2);
+	ck_assert_uint_eq(recs[0].offset, 0);
+	ck_assert_uint_eq(recs[1].offset, 1);
+	ck_assert_int_eq(mqlog_consumer_commit(c), 0);
+	ck_assert_int_eq(mqlog_consumer_committed(c, 0, &off), 0);
+	ck_assert_uint_eq(off, 2);
+	mqlog_consumer_close(c);
+	teardown_topic();
+}
+END_TEST
+
 static Suite *intents_suite(void)
 {
 	Suite *s = suite_create("intents");
@@ -917,6 +1176,11 @@ static Suite *intents_suite(void)
 	tcase_add_test(tc, test_intent_damaged);
 	tcase_add_test(tc, test_complete);
 	tcase_add_test(tc, test_pending_intent_retried);
+	tcase_add_test(tc, test_names_without_room);
+	tcase_add_test(tc, test_schedule_key_headers);
+	tcase_add_test(tc, test_replay_without_origin);
+	tcase_add_test(tc, test_auto_commit_interval);
+	tcase_add_test(tc, test_forced_reset);
 	suite_add_tcase(s, tc);
 	return s;
 }
