@@ -4,10 +4,11 @@
  * headers, headers that do not decode), delivery intents (the encoding
  * round trip, every kind of damage refused, delivery with and without the
  * check, a hint past the destination's end, a replay to a topic that does
- * not exist), their completion, and the consumer calls around them
- * (pending intents retried by later polls, nack and schedule refusals,
- * replay of dead letters without origin headers, a forced reset seen at
- * the next commit).
+ * not exist), their completion, every write refused on a read-only
+ * directory, and the consumer calls around them (pending intents retried
+ * by later polls, nack and schedule refusals, replay of dead letters
+ * without origin headers, the auto-commit interval, a forced reset seen
+ * at the next commit).
  *
  * Every call that must fail is checked for its error code, for a message
  * that names what was wrong, and for leaving things as they were.
@@ -900,6 +901,71 @@ START_TEST(test_pending_intent_retried)
 }
 END_TEST
 
+START_TEST(test_read_only)
+{
+	/* Opened read-only, nothing an intent needs can be written, and each
+	 * step says so with MQLOG_ERDONLY: creating the destination,
+	 * appending the copy, deleting a completed intent (which stays), and
+	 * scheduling.  Nothing changes on disk. */
+	mqlog_options opts;
+	mqlog_msg m = h_msg("m", MQLOG_TIMESTAMP_NOW);
+	uint8_t *to_retry, *to_t;
+	size_t rlen, tlen;
+	uint64_t done = 99;
+	bool appended = true;
+	mqlog_topic_config cfg = h_cfg(1, 1u << 20, MQLOG_SYNC_NONE);
+
+	setup_topic(1, 5, 0);
+	h_append1(g_t, 0, "x");
+	h_create(g_db, "t.dlq", &cfg);
+	to_retry = intent_for(0, DLQ_KIND_RETRY, "t.retry", &rlen);
+	to_t = intent_for(0, DLQ_KIND_REPLAY, "t", &tlen);
+	/* An intent whose copy is already in t.dlq: complete but for its
+	 * deletion. */
+	{
+		uint8_t *dead;
+		size_t dlen;
+		dead = intent_for(0, DLQ_KIND_DEAD, "t.dlq", &dlen);
+		ck_assert_int_eq(
+			dlq_intent_deliver(g_db, dead, dlen, false, NULL), 0);
+		store_intent(0, dead, dlen);
+		free(dead);
+	}
+	teardown_topic();
+
+	mqlog_options_init(&opts);
+	opts.flags = MQLOG_OPEN_RDONLY;
+	ck_assert_int_eq(mqlog_open(fx_dir, &opts, &g_db), 0);
+	g_t = h_topic(g_db, "t");
+
+	ck_assert_int_eq(dlq_intent_deliver(g_db, to_retry, rlen, true,
+					    &appended),
+			 MQLOG_ERDONLY);
+	ck_assert(!appended);
+	ck_msg_has("create t.retry");
+	ck_assert(!topic_exists(g_db, "t.retry"));
+
+	ck_assert_int_eq(dlq_intent_deliver(g_db, to_t, tlen, false, &appended),
+			 MQLOG_ERDONLY);
+	ck_assert(!appended);
+	ck_msg_has("deliver to t partition 0");
+	ck_assert_uint_eq(count_recs(g_db, "t", 0), 1);
+
+	ck_assert_int_eq(dlq_complete(g_db, "g", g_t->meta.id, 0, &done),
+			 MQLOG_ERDONLY);
+	ck_assert_uint_eq(done, 0);
+	ck_assert_uint_eq(intents_left(), 1);
+	ck_assert_uint_eq(count_recs(g_db, "t.dlq", 0), 1);
+
+	ck_assert_int_eq(mqlog_schedule(g_t, &m, 0, NULL), MQLOG_ERDONLY);
+	ck_msg_has("schedule on 't'");
+	ck_assert(!topic_exists(g_db, "t.retry"));
+	free(to_retry);
+	free(to_t);
+	teardown_topic();
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Consumers: nack, schedule, replay, commits                               */
 /* ------------------------------------------------------------------------ */
@@ -1176,6 +1242,7 @@ static Suite *intents_suite(void)
 	tcase_add_test(tc, test_intent_damaged);
 	tcase_add_test(tc, test_complete);
 	tcase_add_test(tc, test_pending_intent_retried);
+	tcase_add_test(tc, test_read_only);
 	tcase_add_test(tc, test_names_without_room);
 	tcase_add_test(tc, test_schedule_key_headers);
 	tcase_add_test(tc, test_replay_without_origin);
