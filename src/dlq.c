@@ -526,8 +526,16 @@ static int dest_has(mqlog_topic *t, uint32_t part, uint64_t from,
 	rc = mqlog_reader_open(t, part, &r);
 	if (rc)
 		return rc;
-	if (from > mqlog_reader_position(r))
+	if (from > mqlog_reader_position(r)) {
 		rc = mqlog_reader_seek(r, from);
+		/* Past the end (a power cut took the unsynced tail the hint
+		 * counted, or the topic was made anew): nothing there can be
+		 * the copy. */
+		if (rc == MQLOG_ERANGE) {
+			mqlog_reader_close(r);
+			return 0;
+		}
+	}
 	/* Below the start (retention removed the range): we cannot know,
 	 * and appending again is the side that loses nothing. */
 	while (rc == 0 && (rc = mqlog_reader_next(r, &rec)) == 1) {
