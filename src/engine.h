@@ -305,6 +305,7 @@ struct partition {
 	size_t gc_last_n;         /*   requests in the last group */
 	uint64_t gc_sync_ns;      /*   average time of its syncs */
 	uint64_t gc_arrival_ns;   /*   when the last request queued */
+	uint32_t gc_seq;          /*   futex word: bumped when a group ends */
 	uint64_t pins_checked_ns; /* last liveness check of reader pins */
 	pthread_mutex_t del_mu;   /* one segment deleter at a time (in-process) */
 	bool reap;                /* atomic: segments below the start await the

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1315,8 +1316,10 @@ static int append_admitted(struct partition *p, uint8_t *buf, size_t size,
  * mostly queue on the sync lock one at a time, and a write issued while a
  * sync runs can wait for that sync while holding the append lock.)
  *
- * Each request waits on a futex word of its own, so a finished group wakes
- * with one FUTEX_WAKE per member and no mutex hand-over between them.
+ * A finished group sets each request's state, then bumps one futex word and
+ * wakes every waiter with a single FUTEX_WAKE: on few CPUs, waking the
+ * members one call at a time lets each preempt the leader in turn, and
+ * the group takes longer to gather again.
  */
 #define GC_WAIT_MAX_NS 500000u /* the longest a leader waits for company */
 #define GC_PAUSE_NS 40000u     /* a pause in arrivals that ends the wait */
@@ -1328,25 +1331,31 @@ struct gc_req {
 	size_t size, n;       /* bytes and records */
 	uint64_t base;        /* assigned base offset */
 	int rc;               /* result; ADMIT_WAIT: go the long way */
-	uint32_t state;       /* GC_*: futex word */
+	uint32_t state;       /* GC_* */
 	struct gc_req *next;  /* queue link */
 	char msg[512];        /* the leader's error message for rc */
 };
 
-static void gc_wait(uint32_t *word, uint32_t seen)
+/* Wait until the leader changes our state from GC_QUEUED.  The word is read
+ * before the state, so a bump between the two makes FUTEX_WAIT return at
+ * once. */
+static void gc_wait(struct partition *p, struct gc_req *me)
 {
-	while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == seen)
-		syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL,
-			0);
+	for (;;) {
+		uint32_t seq = __atomic_load_n(&p->gc_seq, __ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&me->state, __ATOMIC_ACQUIRE) != GC_QUEUED)
+			return;
+		syscall(SYS_futex, &p->gc_seq, FUTEX_WAIT_PRIVATE, seq, NULL,
+			NULL, 0);
+	}
 }
 
-/* Store @v and wake the waiter.  The waiter may return (and its request,
- * on its stack, go) as soon as it sees @v: a wake that lands on the dead
- * address afterwards is harmless, every futex waiter loops. */
-static void gc_post(uint32_t *word, uint32_t v)
+/* Wake every waiter: their states are set. */
+static void gc_wake_all(struct partition *p)
 {
-	__atomic_store_n(word, v, __ATOMIC_RELEASE);
-	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	__atomic_add_fetch(&p->gc_seq, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &p->gc_seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
+		0);
 }
 
 /* The leader appends @group under one hold of the append lock. */
@@ -1414,7 +1423,7 @@ static int append_grouped(struct partition *p, uint8_t *buf, size_t size,
 		me.state = GC_LEAD;
 	}
 	pthread_mutex_unlock(&p->gc_mu);
-	gc_wait(&me.state, GC_QUEUED);
+	gc_wait(p, &me);
 	if (__atomic_load_n(&me.state, __ATOMIC_ACQUIRE) == GC_DONE)
 		goto finish;
 
@@ -1456,16 +1465,15 @@ static int append_grouped(struct partition *p, uint8_t *buf, size_t size,
 	if (src)
 		snprintf(smsg, sizeof smsg, "%s", mqlog_errmsg(NULL));
 
+	/* A member may return (and its request, on its stack, go) as soon as
+	 * it sees GC_DONE: read the link first. */
 	for (r = group; r;) {
 		struct gc_req *next = r->next;
 		if (r->rc == 0 && src) {
 			r->rc = src; /* written but not durable: no ack */
 			memcpy(r->msg, smsg, sizeof r->msg);
 		}
-		if (r == &me)
-			me.state = GC_DONE;
-		else
-			gc_post(&r->state, GC_DONE);
+		__atomic_store_n(&r->state, GC_DONE, __ATOMIC_RELEASE);
 		r = next;
 	}
 	pthread_mutex_lock(&p->gc_mu);
@@ -1473,9 +1481,11 @@ static int append_grouped(struct partition *p, uint8_t *buf, size_t size,
 	p->gc_sync_ns = (p->gc_sync_ns * 7 + ts) / 8;
 	p->gc_leading = p->gc_head != NULL;
 	head = p->gc_head;
-	pthread_mutex_unlock(&p->gc_mu);
 	if (head) /* it stays queued until it takes the queue itself */
-		gc_post(&head->state, GC_LEAD);
+		__atomic_store_n(&head->state, GC_LEAD, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&p->gc_mu);
+	if (group->next || head)
+		gc_wake_all(p);
 	/* Derived entries of what was just synced, once nobody waits. */
 	if (post.flush)
 		(void)partition_flush_index(p);
