@@ -246,7 +246,7 @@ START_TEST(test_malformed_due_delivered)
 	h_append1(g_t, 0, "b");
 	c = open_group(g_t, "g");
 	t0 = h_mono_ms();
-	while (total < 2 && h_mono_ms() - t0 < 3000) {
+	while (total < 2 && h_mono_ms() - t0 < 10000) {
 		ck_assert_int_eq(mqlog_consumer_poll(c, recs + total, 4 - total,
 						     50, &n),
 				 0);
@@ -856,7 +856,7 @@ START_TEST(test_pending_intent_retried)
 
 	c = open_group(g_t, "g");
 	t0 = h_mono_ms();
-	while (total < 2 && h_mono_ms() - t0 < 3000) {
+	while (total < 2 && h_mono_ms() - t0 < 10000) {
 		ck_assert_int_eq(mqlog_consumer_poll(c, recs, 8, 50, &n), 0);
 		total += n;
 	}
@@ -872,7 +872,7 @@ START_TEST(test_pending_intent_retried)
 	h_append1(g_t, 0, "c");
 	n = 0;
 	t0 = h_mono_ms();
-	while (n == 0 && h_mono_ms() - t0 < 3000)
+	while (n == 0 && h_mono_ms() - t0 < 10000)
 		ck_assert_int_eq(mqlog_consumer_poll(c, recs, 8, 50, &n), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_uint_eq(recs[0].offset, 2);
@@ -887,7 +887,7 @@ START_TEST(test_pending_intent_retried)
 		h_create(g_db, "later", &cfg);
 	}
 	t0 = h_mono_ms();
-	while (intents_left() && h_mono_ms() - t0 < 3000)
+	while (intents_left() && h_mono_ms() - t0 < 10000)
 		ck_assert_int_eq(mqlog_consumer_poll(c, recs, 8, HB_MS, &n), 0);
 	ck_assert_uint_eq(intents_left(), 0);
 	ck_assert_uint_eq(count_recs(g_db, "later", 0), 1);
@@ -976,7 +976,7 @@ static size_t poll_n(mqlog_consumer *c, mqlog_record *recs, size_t want)
 	size_t n = 0, total = 0;
 	double t0 = h_mono_ms();
 
-	while (total < want && h_mono_ms() - t0 < 3000) {
+	while (total < want && h_mono_ms() - t0 < 10000) {
 		ck_assert_int_eq(mqlog_consumer_poll(c, recs + total,
 						     want - total, 50, &n),
 				 0);
