@@ -478,6 +478,41 @@ static inline int h_contains(const char *hay, const char *needle)
 	return hay && needle && strcasestr(hay, needle) != NULL;
 }
 
+/* Assert that the thread's last error message contains @needle. */
+#define h_msg_has(needle)                                                \
+	ck_assert_msg(h_contains(mqlog_errmsg(NULL), (needle)),          \
+		      "message \"%s\" lacks \"%s\"", mqlog_errmsg(NULL), \
+		      (needle))
+
+/* Options of a group member that commits on every poll, with the given
+ * heartbeat and lease. */
+static inline mqlog_consumer_options
+h_group_opts(const char *group, uint32_t heartbeat_ms, uint32_t lease_ms)
+{
+	mqlog_consumer_options o;
+
+	mqlog_consumer_options_init(&o);
+	o.group = group;
+	o.heartbeat_ms = heartbeat_ms;
+	o.lease_ms = lease_ms;
+	o.auto_commit_interval_ms = 0;
+	return o;
+}
+
+/* A member of @group on @t with h_group_opts(); asserts the open. */
+static inline mqlog_consumer *h_open_group(mqlog_topic *t, const char *group,
+					   uint32_t heartbeat_ms,
+					   uint32_t lease_ms)
+{
+	mqlog_consumer_options o = h_group_opts(group, heartbeat_ms, lease_ms);
+	mqlog_consumer *c = NULL;
+	int rc = mqlog_consumer_open(t, &o, &c);
+
+	ck_assert_msg(rc == 0, "mqlog_consumer_open = %d %s: %s", rc,
+		      mqlog_errname(rc), mqlog_errmsg(NULL));
+	return c;
+}
+
 /* Assert that a failing call left a non-empty thread message. */
 #define H_ASSERT_MSG(db)                                                       \
 	do {                                                                   \

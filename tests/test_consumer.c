@@ -76,18 +76,6 @@ static mqlog_consumer *open_consumer(mqlog_topic *t,
 	return c;
 }
 
-static mqlog_consumer_options group_opts(const char *group)
-{
-	mqlog_consumer_options o;
-
-	mqlog_consumer_options_init(&o);
-	o.group = group;
-	o.heartbeat_ms = HB_MS;
-	o.lease_ms = LEASE_MS;
-	o.auto_commit_interval_ms = 0;
-	return o;
-}
-
 /* Poll until nothing comes for @idle_ms; returns the records read. */
 static size_t drain(mqlog_consumer *c, struct h_recs *out, int idle_ms)
 {
@@ -332,7 +320,7 @@ START_TEST(test_invalid_arguments)
 	ck_assert_int_eq(mqlog_consumer_heartbeat(c), 0);
 	mqlog_consumer_close(c);
 
-	o = group_opts("g");
+	o = h_group_opts("g", HB_MS, LEASE_MS);
 	c = open_consumer(g_t, &o);
 	uint32_t p0[1] = { 0 };
 	ck_assert_int_eq(mqlog_consumer_assign(c, p0, 1), MQLOG_EINVAL);
@@ -348,7 +336,7 @@ START_TEST(test_invalid_arguments)
 	opts.flags = MQLOG_OPEN_RDONLY;
 	ck_assert_int_eq(mqlog_open(fx_dir, &opts, &db), 0);
 	ck_assert_int_eq(mqlog_topic_open(db, "t", &t), 0);
-	o = group_opts("g");
+	o = h_group_opts("g", HB_MS, LEASE_MS);
 	ck_assert_int_eq(mqlog_consumer_open(t, &o, &c), MQLOG_ERDONLY);
 	mqlog_topic_close(t);
 	mqlog_close(db);
@@ -364,7 +352,7 @@ END_TEST
  * another group still sees everything. */
 START_TEST(test_group_single_member)
 {
-	mqlog_consumer_options o = group_opts("g1");
+	mqlog_consumer_options o = h_group_opts("g1", HB_MS, LEASE_MS);
 	uint32_t parts[4];
 	uint64_t off;
 
@@ -387,7 +375,7 @@ START_TEST(test_group_single_member)
 	ck_assert_uint_eq(drain(c, NULL, 0), 3);
 	mqlog_consumer_close(c);
 
-	o = group_opts("g2");
+	o = h_group_opts("g2", HB_MS, LEASE_MS);
 	c = open_consumer(g_t, &o);
 	ck_assert_uint_eq(drain(c, NULL, 0), 103);
 	mqlog_consumer_close(c);
@@ -409,7 +397,7 @@ START_TEST(test_commit_modes)
 	setup_topic(1);
 	append_n(g_t, 0, 10);
 
-	o = group_opts("after");
+	o = h_group_opts("after", HB_MS, LEASE_MS);
 	mqlog_consumer *c = open_consumer(g_t, &o);
 	ck_assert_int_eq(mqlog_consumer_poll(c, recs, 4, 0, &n), 0);
 	ck_assert_uint_eq(n, 4);
@@ -423,7 +411,7 @@ START_TEST(test_commit_modes)
 	ck_assert_uint_eq(off, 8);
 	mqlog_consumer_close(c);
 
-	o = group_opts("before");
+	o = h_group_opts("before", HB_MS, LEASE_MS);
 	o.commit_mode = MQLOG_COMMIT_BEFORE;
 	c = open_consumer(g_t, &o);
 	ck_assert_int_eq(mqlog_consumer_poll(c, recs, 4, 0, &n), 0);
@@ -432,7 +420,7 @@ START_TEST(test_commit_modes)
 	ck_assert_uint_eq(off, 4);
 	mqlog_consumer_close(c);
 
-	o = group_opts("manual");
+	o = h_group_opts("manual", HB_MS, LEASE_MS);
 	o.commit_mode = MQLOG_COMMIT_MANUAL;
 	c = open_consumer(g_t, &o);
 	ck_assert_uint_eq(drain(c, NULL, 0), 10);
@@ -522,7 +510,7 @@ static void settle2(mqlog_consumer *a, mqlog_consumer *b, size_t na, size_t nb,
 START_TEST(test_rebalance_callbacks)
 {
 	struct events ea = { .do_commit = 1 }, eb = { .do_commit = 1 };
-	mqlog_consumer_options o = group_opts("cb");
+	mqlog_consumer_options o = h_group_opts("cb", HB_MS, LEASE_MS);
 	struct h_recs ra = { 0 }, rb = { 0 };
 	uint64_t seen[6][40];
 	mqlog_record recs[8];
@@ -591,7 +579,7 @@ END_TEST
 START_TEST(test_stale_generation_commit)
 {
 	struct events ea = { 0 };
-	mqlog_consumer_options o = group_opts("stale");
+	mqlog_consumer_options o = h_group_opts("stale", HB_MS, LEASE_MS);
 	mqlog_record recs[8];
 	uint64_t old_id;
 	size_t n;
@@ -637,7 +625,7 @@ END_TEST
  * by recovery) is clamped: the next owner starts at the end. */
 START_TEST(test_committed_clamped_after_recovery)
 {
-	mqlog_consumer_options o = group_opts("clamp");
+	mqlog_consumer_options o = h_group_opts("clamp", HB_MS, LEASE_MS);
 	mqlog_record rec;
 	uint64_t size, off;
 	size_t n;
@@ -810,7 +798,7 @@ static void *member_main(void *arg)
 {
 	struct member *m = arg;
 	struct shared *sh = m->sh;
-	mqlog_consumer_options o = group_opts("threads");
+	mqlog_consumer_options o = h_group_opts("threads", HB_MS, LEASE_MS);
 	mqlog_record recs[64];
 	double deadline = h_mono_ms() + 30000;
 	mqlog_consumer *c = NULL;
@@ -957,7 +945,7 @@ END_TEST
 START_TEST(test_group_list_and_reset)
 {
 	struct events ev = { 0 };
-	mqlog_consumer_options o = group_opts("obs");
+	mqlog_consumer_options o = h_group_opts("obs", HB_MS, LEASE_MS);
 	mqlog_group_info *gs = NULL, *g = NULL;
 	mqlog_record recs[8];
 	size_t n = 0;
@@ -1037,7 +1025,7 @@ END_TEST
 /* Deleting a topic removes its groups' records. */
 START_TEST(test_topic_delete_drops_groups)
 {
-	mqlog_consumer_options o = group_opts("gone");
+	mqlog_consumer_options o = h_group_opts("gone", HB_MS, LEASE_MS);
 	mqlog_group_info *gs = NULL;
 	size_t n = 0;
 

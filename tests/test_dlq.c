@@ -39,29 +39,6 @@ static void teardown_topic(void)
 	g_db = NULL;
 }
 
-static mqlog_consumer_options group_opts(const char *group)
-{
-	mqlog_consumer_options o;
-
-	mqlog_consumer_options_init(&o);
-	o.group = group;
-	o.heartbeat_ms = HB_MS;
-	o.lease_ms = LEASE_MS;
-	o.auto_commit_interval_ms = 0;
-	return o;
-}
-
-static mqlog_consumer *open_group(mqlog_topic *t, const char *group)
-{
-	mqlog_consumer_options o = group_opts(group);
-	mqlog_consumer *c = NULL;
-	int rc = mqlog_consumer_open(t, &o, &c);
-
-	ck_assert_msg(rc == 0, "mqlog_consumer_open = %d %s: %s", rc,
-		      mqlog_errname(rc), mqlog_errmsg(NULL));
-	return c;
-}
-
 /* The value of header @name of @rec as a C string in @buf ("" if none). */
 static const char *hdr(const mqlog_record *rec, const char *name, char *buf,
 		       size_t size)
@@ -193,7 +170,7 @@ START_TEST(test_poison_to_dlq)
 
 	setup_topic(1, 3, 300);
 	append_n(g_t, 0, 10);
-	c = open_group(g_t, "g");
+	c = h_open_group(g_t, "g", HB_MS, LEASE_MS);
 	while (poison < 3 && h_mono_ms() - t0 < 10000) {
 		size_t n = 0;
 		ck_assert_int_eq(mqlog_consumer_poll(c, recs, 16, 100, &n), 0);
@@ -289,7 +266,7 @@ START_TEST(test_poison_threads_keep_flowing)
 	 * does not hand a partition over with a poll uncommitted: "exactly
 	 * once" here is about nacks, not about lost leases. */
 	for (int k = 0; k < 2; k++) {
-		mqlog_consumer_options o = group_opts("g");
+		mqlog_consumer_options o = h_group_opts("g", HB_MS, LEASE_MS);
 		o.lease_ms = 5000;
 		ck_assert_int_eq(mqlog_consumer_open(g_t, &o, &c[k]), 0);
 	}
@@ -370,7 +347,7 @@ START_TEST(test_delay_honoured)
 
 	setup_topic(1, 5, 250);
 	h_append1(g_t, 0, "x");
-	c = open_group(g_t, "g");
+	c = h_open_group(g_t, "g", HB_MS, LEASE_MS);
 	ck_assert_int_ge(wait_for(c, "x", 2000, &rec), 0);
 	nacked = h_wall_ms();
 	ck_assert_int_eq(mqlog_consumer_nack(c, &rec, 400, NULL), 0);
@@ -412,8 +389,8 @@ START_TEST(test_schedule)
 	ck_assert_int_eq(mqlog_schedule(g_t, &m, due, &off), 0);
 	ck_assert_uint_eq(off, 0);
 	h_append1(g_t, 0, "now");
-	c = open_group(g_t, "g");
-	c2 = open_group(g_t, "h");
+	c = h_open_group(g_t, "g", HB_MS, LEASE_MS);
+	c2 = h_open_group(g_t, "h", HB_MS, LEASE_MS);
 	got_now = wait_for(c, "now", 2000, NULL);
 	ck_assert_int_ge(got_now, 0);
 	ck_assert_int_lt(got_now, due);
@@ -459,7 +436,7 @@ START_TEST(test_due_in_topic_holds)
 	m[1] = h_msg("b", MQLOG_TIMESTAMP_NOW);
 	ck_assert_int_eq(mqlog_append(g_t, 0, m, 2, MQLOG_SYNC_DEFAULT, NULL),
 			 0);
-	c = open_group(g_t, "g");
+	c = h_open_group(g_t, "g", HB_MS, LEASE_MS);
 	ck_assert_int_eq(mqlog_consumer_poll(c, recs, 4, 200, &n), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(mqlog_consumer_position(c, 0, &pos), 0);
@@ -509,7 +486,7 @@ START_TEST(test_ttl_skipped)
 	ck_assert_int_eq(mqlog_append(g_t, 0, m, 5, MQLOG_SYNC_DEFAULT, NULL),
 			 0);
 
-	c[0] = open_group(g_t, "g");
+	c[0] = h_open_group(g_t, "g", HB_MS, LEASE_MS);
 	mqlog_consumer_options_init(&so);
 	ck_assert_int_eq(mqlog_consumer_open(g_t, &so, &c[1]), 0);
 	ck_assert_int_eq(mqlog_consumer_assign(c[1], &p0, 1), 0);
@@ -553,13 +530,13 @@ START_TEST(test_groups_apart)
 
 	setup_topic(1, 5, 0);
 	h_append1(g_t, 0, "x");
-	g = open_group(g_t, "g");
+	g = h_open_group(g_t, "g", HB_MS, LEASE_MS);
 	ck_assert_int_ge(wait_for(g, "x", 2000, &rec), 0);
 	ck_assert_int_eq(mqlog_consumer_nack(g, &rec, 0, NULL), 0);
 	ck_assert_int_ge(wait_for(g, "x", 2000, &rec), 0);
 	ck_assert_int_eq(hdr_i64(&rec, "mqlog.attempt"), 1);
 
-	h = open_group(g_t, "h");
+	h = h_open_group(g_t, "h", HB_MS, LEASE_MS);
 	ck_assert_int_ge(wait_for(h, "x", 2000, NULL), 0); /* from t */
 	ck_assert_int_eq(wait_for(h, "x", 300, NULL), -1); /* not g's copy */
 	ck_assert_int_eq(mqlog_consumer_stats_get(h, &st), 0);
@@ -585,7 +562,7 @@ START_TEST(test_nack_bad_args)
 
 	setup_topic(1, 5, 0);
 	append_n(g_t, 0, 3);
-	c = open_group(g_t, "g");
+	c = h_open_group(g_t, "g", HB_MS, LEASE_MS);
 	ck_assert_int_ge(wait_for(c, "v0", 2000, &rec), 0);
 
 	ck_assert_int_eq(mqlog_consumer_nack(NULL, &rec, 0, NULL),
@@ -627,7 +604,7 @@ START_TEST(test_nack_bad_args)
 		h_create(g_db, "t.dlq", &cfg);
 		d = h_topic(g_db, "t.dlq");
 		h_append1(d, 0, "dead");
-		c = open_group(d, "g");
+		c = h_open_group(d, "g", HB_MS, LEASE_MS);
 		ck_assert_int_ge(wait_for(c, "dead", 2000, &rec), 0);
 		ck_assert_int_eq(mqlog_consumer_nack(c, &rec, 0, NULL),
 				 MQLOG_EINVAL);
@@ -659,7 +636,7 @@ static void child_nack(const char *dir, const char *point)
 	mqlog *db;
 	mqlog_topic *t;
 	mqlog_consumer *c;
-	mqlog_consumer_options o = group_opts("g");
+	mqlog_consumer_options o = h_group_opts("g", HB_MS, LEASE_MS);
 	mqlog_record recs[16];
 	size_t n = 0;
 
@@ -722,7 +699,7 @@ START_TEST(test_crash_during_nack)
 		t = h_topic(db, "t");
 		ck_assert_uint_eq(count_val(db, "t.retry", 0, "v2"),
 				  k == 2 ? 1 : 0);
-		c = open_group(t, "g");
+		c = h_open_group(t, "g", HB_MS, LEASE_MS);
 		t0 = h_mono_ms();
 		while (h_mono_ms() - t0 < 1500) {
 			size_t n = 0;
@@ -770,7 +747,7 @@ END_TEST
 /* Put "d0".."d<n-1>" into t.dlq through nacks (max_attempts 1). */
 static void fill_dlq(int n)
 {
-	mqlog_consumer *c = open_group(g_t, "g");
+	mqlog_consumer *c = h_open_group(g_t, "g", HB_MS, LEASE_MS);
 	mqlog_record recs[16];
 	int dead = 0;
 	double t0 = h_mono_ms();

@@ -33,11 +33,6 @@ static void teardown(void)
 }
 
 /* The calling thread's last message contains @needle. */
-#define ck_msg_has(needle)                                               \
-	ck_assert_msg(h_contains(mqlog_errmsg(NULL), (needle)),          \
-		      "message \"%s\" lacks \"%s\"", mqlog_errmsg(NULL), \
-		      (needle))
-
 /* A directory with topic "t" of @parts partitions and @n records in each. */
 static mqlog *make_db(uint32_t parts, unsigned n)
 {
@@ -135,7 +130,7 @@ START_TEST(test_consumer_bad_options)
 		c = NULL;
 		ck_assert_int_eq(mqlog_consumer_open(t, &o, &c), MQLOG_EINVAL);
 		ck_assert_ptr_null(c);
-		ck_msg_has(cases[i].needle);
+		h_msg_has(cases[i].needle);
 	}
 	ck_assert_int_eq(mqlog_consumer_open(NULL, NULL, &c), MQLOG_EINVAL);
 	ck_assert_int_eq(mqlog_consumer_open(t, NULL, NULL), MQLOG_EINVAL);
@@ -160,12 +155,12 @@ START_TEST(test_consumer_standalone_calls)
 	ck_assert_int_eq(mqlog_consumer_open(t, NULL, &c), 0);
 	/* Offsets and heartbeats are group business. */
 	ck_assert_int_eq(mqlog_consumer_commit(c), MQLOG_EINVAL);
-	ck_msg_has("needs a group");
+	h_msg_has("needs a group");
 	ck_assert_int_eq(mqlog_consumer_commit_offsets(c, &po, 1),
 			 MQLOG_EINVAL);
-	ck_msg_has("needs a group");
+	h_msg_has("needs a group");
 	ck_assert_int_eq(mqlog_consumer_committed(c, 0, &off), MQLOG_EINVAL);
-	ck_msg_has("need a group");
+	h_msg_has("need a group");
 	ck_assert_uint_eq(off, 77);
 	ck_assert_int_eq(mqlog_consumer_heartbeat(c), 0);
 	ck_assert_uint_eq(mqlog_consumer_member_id(c), 0);
@@ -235,11 +230,11 @@ START_TEST(test_group_member_calls)
 	ck_assert_uint_ne(mqlog_consumer_member_id(c), 0);
 	ck_assert_uint_gt(mqlog_consumer_generation(c), 0);
 	ck_assert_int_eq(mqlog_consumer_committed(c, 0, &off), MQLOG_ENOENT);
-	ck_msg_has("no committed offset");
+	h_msg_has("no committed offset");
 	ck_assert_int_eq(mqlog_consumer_committed(c, 2, &off), MQLOG_EINVAL);
-	ck_msg_has("out of range");
+	h_msg_has("out of range");
 	ck_assert_int_eq(mqlog_consumer_commit_offsets(c, po, 3), MQLOG_EINVAL);
-	ck_msg_has("3 offsets for 2 partitions");
+	h_msg_has("3 offsets for 2 partitions");
 	/* Nothing to commit is a success that writes nothing. */
 	ck_assert_int_eq(mqlog_consumer_commit_offsets(c, po, 0), 0);
 	ck_assert_int_eq(mqlog_consumer_committed(c, 0, &off), MQLOG_ENOENT);
@@ -258,7 +253,7 @@ START_TEST(test_group_member_calls)
 						   MQLOG_RESET_FORCE),
 			 0);
 	ck_assert_int_eq(mqlog_consumer_commit_offsets(c, po, 2), MQLOG_ESTALE);
-	ck_msg_has("removed from the group");
+	h_msg_has("removed from the group");
 	ck_assert_int_eq(mqlog_consumer_heartbeat(c), MQLOG_ESTALE);
 	ck_assert_int_eq(mqlog_consumer_committed(c, 0, &off), 0);
 	ck_assert_uint_eq(off, 1);
@@ -322,19 +317,19 @@ START_TEST(test_group_list_order_and_errors)
 			 MQLOG_EINVAL);
 	ck_assert_int_eq(mqlog_group_describe(db, NULL, "t", &gi),
 			 MQLOG_EINVAL);
-	ck_msg_has("group name is NULL");
+	h_msg_has("group name is NULL");
 	ck_assert_int_eq(mqlog_group_describe(db, "..", "t", &gi),
 			 MQLOG_EINVAL);
 	ck_assert_int_eq(mqlog_group_describe(db, "zeta", "nope", &gi),
 			 MQLOG_ENOENT);
 	ck_assert_int_eq(mqlog_group_describe(db, "zeta", "u", &gi),
 			 MQLOG_ENOENT);
-	ck_msg_has("no such group");
+	h_msg_has("no such group");
 	ck_assert_int_eq(mqlog_group_reset_offsets(NULL, "g", "t", 0, 0),
 			 MQLOG_EINVAL);
 	ck_assert_int_eq(mqlog_group_reset_offsets(db, "g", "t", 0, 0x10),
 			 MQLOG_EINVAL);
-	ck_msg_has("unknown flags");
+	h_msg_has("unknown flags");
 	ck_assert_int_eq(mqlog_group_reset_offsets(db, "zeta", "nope", 0, 0),
 			 MQLOG_ENOENT);
 	/* Reset by time: the first record stamped at or after it. */
@@ -409,27 +404,27 @@ START_TEST(test_lmdb_format_and_counters)
 	/* A newer layout is refused, by name. */
 	meta_u64("format_version", 2);
 	ck_assert_int_eq(mqlog_open(dir, NULL, &db), MQLOG_EVERSION);
-	ck_msg_has("format 2 is newer");
+	h_msg_has("format 2 is newer");
 	lmdb_put("meta", "format_version", 14, shortv, sizeof shortv);
 	ck_assert_int_eq(mqlog_open(dir, NULL, &db), MQLOG_ECORRUPT);
-	ck_msg_has("bad format_version value");
+	h_msg_has("bad format_version value");
 	meta_u64("format_version", 1);
 
 	/* The topic id counter: damaged, zero, exhausted. */
 	lmdb_put("meta", "next_topic_id", 13, shortv, sizeof shortv);
 	db = h_open(dir);
 	ck_assert_int_eq(mqlog_topic_create(db, "u", &c), MQLOG_ECORRUPT);
-	ck_msg_has("bad next_topic_id value");
+	h_msg_has("bad next_topic_id value");
 	mqlog_close(db);
 	meta_u64("next_topic_id", 0);
 	db = h_open(dir);
 	ck_assert_int_eq(mqlog_topic_create(db, "u", &c), MQLOG_ECORRUPT);
-	ck_msg_has("next_topic_id is 0");
+	h_msg_has("next_topic_id is 0");
 	mqlog_close(db);
 	meta_u64("next_topic_id", (uint64_t)UINT32_MAX + 1);
 	db = h_open(dir);
 	ck_assert_int_eq(mqlog_topic_create(db, "u", &c), MQLOG_ERANGE);
-	ck_msg_has("topic ids exhausted");
+	h_msg_has("topic ids exhausted");
 	/* None of it touched the topic that was there. */
 	mqlog_topic *t = h_topic(db, "t");
 	ck_assert_uint_eq(h_info(t, 0).end_offset, 3);
@@ -495,8 +490,8 @@ START_TEST(test_lmdb_bad_group_records)
 		db = h_open(dir);
 		ck_assert_int_eq(mqlog_group_describe(db, "g", "t", &gi),
 				 MQLOG_ECORRUPT);
-		ck_msg_has(why[i]);
-		ck_msg_has("data.mdb");
+		h_msg_has(why[i]);
+		h_msg_has("data.mdb");
 		/* A member cannot join a group it cannot read. */
 		t = h_topic(db, "t");
 		c = NULL;
@@ -715,7 +710,7 @@ START_TEST(test_open_paths)
 	longp[0] = '/';
 	db = NULL;
 	ck_assert_int_eq(mqlog_open(longp, &o, &db), MQLOG_EINVAL);
-	ck_msg_has("path too long");
+	h_msg_has("path too long");
 	ck_assert_ptr_null(db);
 	free(longp);
 	ck_assert_int_eq(mqlog_sync(NULL), MQLOG_EINVAL);
@@ -836,7 +831,7 @@ START_TEST(test_topic_config_checks)
 			break;
 		}
 		ck_assert_int_eq(mqlog_topic_create(db, "t", &c), MQLOG_EINVAL);
-		ck_msg_has(cases[i].needle);
+		h_msg_has(cases[i].needle);
 	}
 	ck_assert_int_eq(mqlog_topic_list(db, &names, &n), 0);
 	ck_assert_uint_eq(n, 0);
@@ -849,7 +844,7 @@ START_TEST(test_topic_config_checks)
 	mqlog_msg m = h_msg("v", 0);
 	ck_assert_int_eq(mqlog_topic_create(NULL, "t", NULL), MQLOG_EINVAL);
 	ck_assert_int_eq(mqlog_topic_create(db, NULL, NULL), MQLOG_EINVAL);
-	ck_msg_has("topic name is NULL");
+	h_msg_has("topic name is NULL");
 	ck_assert_int_eq(mqlog_topic_delete(NULL, "t"), MQLOG_EINVAL);
 	ck_assert_int_eq(mqlog_topic_list(NULL, &names, &n), MQLOG_EINVAL);
 	ck_assert_int_eq(mqlog_topic_list(db, NULL, &n), MQLOG_EINVAL);
@@ -915,7 +910,7 @@ START_TEST(test_adopt_from_topic_conf)
 				 MQLOG_ENOENT);
 		ck_assert_int_eq(mqlog_topic_create(db, names[i], &c),
 				 MQLOG_EEXIST);
-		ck_msg_has("exists on disk");
+		h_msg_has("exists on disk");
 		ck_assert(h_exists(h_seg_path(dir, names[i], 0, 0)));
 	}
 	ck_assert(h_exists(fx_path("%s/topics/not a topic", dir)));
@@ -936,9 +931,9 @@ START_TEST(test_readonly_admin_calls)
 	ck_assert_int_eq(mqlog_open(dir, &ro, &db), 0);
 	t = h_topic(db, "t");
 	ck_assert_int_eq(mqlog_partition_release(t, 0, 2), MQLOG_ERDONLY);
-	ck_msg_has("read-only");
+	h_msg_has("read-only");
 	ck_assert_int_eq(mqlog_recover(db, NULL, &st), MQLOG_ERDONLY);
-	ck_msg_has("read-only");
+	h_msg_has("read-only");
 	/* Retention on a read-only handle is nothing to do. */
 	ck_assert_int_eq(mqlog_maintain(db, NULL), 0);
 	ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL), 0);
@@ -1008,7 +1003,7 @@ START_TEST(test_reject_by_bytes)
 	for (i = 0; i < 10 && rc == 0; i++)
 		rc = mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL);
 	ck_assert_int_eq(rc, MQLOG_EFULL);
-	ck_msg_has("retention-bytes 8192");
+	h_msg_has("retention-bytes 8192");
 	ck_assert_uint_eq(h_info(t, 0).end_offset, (uint64_t)i - 1);
 	ck_assert_uint_le(h_info(t, 0).bytes, 8192);
 	/* A batch that can never fit says so. */
@@ -1018,7 +1013,7 @@ START_TEST(test_reject_by_bytes)
 	m.value.len = sizeof huge;
 	ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL),
 			 MQLOG_EFULL);
-	ck_msg_has("can never fit");
+	h_msg_has("can never fit");
 	mqlog_topic_close(t);
 	mqlog_close(db);
 }
@@ -1080,7 +1075,7 @@ START_TEST(test_segment_gap_reported)
 	while ((rc = mqlog_reader_next(r, &rec)) == 1)
 		ck_assert_uint_eq(rec.offset, got++);
 	ck_assert_int_eq(rc, MQLOG_ECORRUPT);
-	ck_msg_has("next segment starts at");
+	h_msg_has("next segment starts at");
 	ck_assert_uint_eq(got, bases[1]);
 	/* Past the gap everything reads. */
 	ck_assert_int_eq(mqlog_reader_seek(r, bases[2]), 0);

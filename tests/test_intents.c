@@ -22,11 +22,6 @@
 #define LEASE_MS 150u
 
 /* The calling thread's last message contains @needle. */
-#define ck_msg_has(needle)                                               \
-	ck_assert_msg(h_contains(mqlog_errmsg(NULL), (needle)),          \
-		      "message \"%s\" lacks \"%s\"", mqlog_errmsg(NULL), \
-		      (needle))
-
 static mqlog *g_db;
 static mqlog_topic *g_t;
 
@@ -48,29 +43,6 @@ static void teardown_topic(void)
 	mqlog_close(g_db);
 	g_t = NULL;
 	g_db = NULL;
-}
-
-static mqlog_consumer_options group_opts(const char *group)
-{
-	mqlog_consumer_options o;
-
-	mqlog_consumer_options_init(&o);
-	o.group = group;
-	o.heartbeat_ms = HB_MS;
-	o.lease_ms = LEASE_MS;
-	o.auto_commit_interval_ms = 0;
-	return o;
-}
-
-static mqlog_consumer *open_group(mqlog_topic *t, const char *group)
-{
-	mqlog_consumer_options o = group_opts(group);
-	mqlog_consumer *c = NULL;
-	int rc = mqlog_consumer_open(t, &o, &c);
-
-	ck_assert_msg(rc == 0, "mqlog_consumer_open = %d %s: %s", rc,
-		      mqlog_errname(rc), mqlog_errmsg(NULL));
-	return c;
 }
 
 static mqlog_header hdr_of(const char *k, const char *v)
@@ -244,7 +216,7 @@ START_TEST(test_malformed_due_delivered)
 	setup_topic(1, 5, 0);
 	append_h(g_t, 0, NULL, "a", &bad, 1);
 	h_append1(g_t, 0, "b");
-	c = open_group(g_t, "g");
+	c = h_open_group(g_t, "g", HB_MS, LEASE_MS);
 	t0 = h_mono_ms();
 	while (total < 2 && h_mono_ms() - t0 < 10000) {
 		ck_assert_int_eq(mqlog_consumer_poll(c, recs + total, 4 - total,
@@ -260,7 +232,7 @@ START_TEST(test_malformed_due_delivered)
 	ck_assert_uint_eq(st.delivered, 2);
 	ck_assert_int_eq(mqlog_consumer_stats_get(c, NULL), MQLOG_EINVAL);
 	ck_assert_int_eq(mqlog_consumer_stats_get(NULL, &st), MQLOG_EINVAL);
-	ck_msg_has("NULL");
+	h_msg_has("NULL");
 	mqlog_consumer_close(c);
 	teardown_topic();
 }
@@ -334,7 +306,7 @@ START_TEST(test_meta_headers_undecodable)
 
 	setup_topic(1, 5, 0);
 	h_append1(g_t, 0, "a");
-	c = open_group(g_t, "g");
+	c = h_open_group(g_t, "g", HB_MS, LEASE_MS);
 	for (int tries = 0; tries < 40 && n == 0; tries++)
 		ck_assert_int_eq(mqlog_consumer_poll(c, recs, 4, 50, &n), 0);
 	ck_assert_uint_eq(n, 1);
@@ -344,7 +316,7 @@ START_TEST(test_meta_headers_undecodable)
 	fake.headers_raw = junk;
 	fake.headers_raw_len = sizeof junk;
 	ck_assert_int_eq(dlq_meta_get(&fake, &m), MQLOG_ECORRUPT);
-	ck_msg_has("malformed headers");
+	h_msg_has("malformed headers");
 	fake.header_count = 3;
 	fake.headers_raw = NULL;
 	fake.headers_raw_len = 0;
@@ -357,7 +329,7 @@ START_TEST(test_meta_headers_undecodable)
 	fake.header_count = 2;
 	ck_assert_int_eq(mqlog_consumer_nack(c, &fake, 0, NULL),
 			 MQLOG_ECORRUPT);
-	ck_msg_has("malformed headers");
+	h_msg_has("malformed headers");
 	ck_assert(!topic_exists(g_db, "t.retry"));
 	ck_assert_int_eq(mqlog_consumer_committed(c, 0, &committed),
 			 MQLOG_ENOENT);
@@ -561,7 +533,7 @@ START_TEST(test_intent_replay_and_nulls)
 	ck_assert_int_eq(dlq_intent_deliver(g_db, buf, len, true, &appended),
 			 MQLOG_ENOENT);
 	ck_assert(!appended);
-	ck_msg_has("deliver to gone");
+	h_msg_has("deliver to gone");
 	ck_assert(!topic_exists(g_db, "gone"));
 	mqlog_reader_close(r);
 	free(buf);
@@ -640,7 +612,7 @@ START_TEST(test_intent_damaged)
 				 MQLOG_ECORRUPT);
 		ck_assert(!appended);
 	}
-	ck_msg_has("checksum");
+	h_msg_has("checksum");
 	for (size_t cut = 0; cut < len; cut += 7)
 		ck_assert_int_eq(dlq_intent_deliver(g_db, good, cut, true,
 						    NULL),
@@ -652,7 +624,7 @@ START_TEST(test_intent_damaged)
 	reseal(b, len);
 	ck_assert_int_eq(dlq_intent_deliver(g_db, b, len, true, NULL),
 			 MQLOG_EVERSION);
-	ck_msg_has("version 2");
+	h_msg_has("version 2");
 
 	/* Kinds 0 and 4. */
 	for (uint16_t k = 0; k <= 4; k += 4) {
@@ -661,7 +633,7 @@ START_TEST(test_intent_damaged)
 		reseal(b, len);
 		ck_assert_int_eq(dlq_intent_deliver(g_db, b, len, true, NULL),
 				 MQLOG_ECORRUPT);
-		ck_msg_has("malformed");
+		h_msg_has("malformed");
 	}
 
 	/* Destination name of length 0, 250 and past the end. */
@@ -675,7 +647,7 @@ START_TEST(test_intent_damaged)
 			ck_assert_int_eq(dlq_intent_deliver(g_db, b, len, true,
 							    NULL),
 					 MQLOG_ECORRUPT);
-			ck_msg_has("malformed");
+			h_msg_has("malformed");
 		}
 	}
 	/* Just a name length and two bytes of it. */
@@ -688,7 +660,7 @@ START_TEST(test_intent_damaged)
 		ck_assert_int_eq(dlq_intent_deliver(g_db, s, sizeof s, true,
 						    NULL),
 				 MQLOG_ECORRUPT);
-		ck_msg_has("malformed");
+		h_msg_has("malformed");
 	}
 
 	/* Header count: find it behind name, source, key and value. */
@@ -713,7 +685,7 @@ START_TEST(test_intent_damaged)
 		reseal(b, len);
 		ck_assert_int_eq(dlq_intent_deliver(g_db, b, len, true, NULL),
 				 MQLOG_ECORRUPT);
-		ck_msg_has("malformed");
+		h_msg_has("malformed");
 	}
 	/* Trailing bytes after the headers. */
 	memcpy(b, good, len - 8);
@@ -721,7 +693,7 @@ START_TEST(test_intent_damaged)
 	reseal(b, len + 4);
 	ck_assert_int_eq(dlq_intent_deliver(g_db, b, len + 4, true, NULL),
 			 MQLOG_ECORRUPT);
-	ck_msg_has("malformed");
+	h_msg_has("malformed");
 
 	ck_assert(!topic_exists(g_db, "t.retry"));
 	/* The undamaged one still goes through. */
@@ -814,7 +786,7 @@ START_TEST(test_complete)
 
 	ck_assert_int_eq(dlq_complete(g_db, "g", g_t->meta.id, 0, &done),
 			 MQLOG_ENOENT);
-	ck_msg_has("nowhere");
+	h_msg_has("nowhere");
 	ck_assert_uint_eq(done, 1);
 	ck_assert_uint_eq(intents_left(), 1);
 	ck_assert_uint_eq(count_recs(g_db, "t.retry", 0), 1);
@@ -854,7 +826,7 @@ START_TEST(test_pending_intent_retried)
 	bad = intent_for(0, DLQ_KIND_REPLAY, "later", &blen);
 	store_intent(0, bad, blen);
 
-	c = open_group(g_t, "g");
+	c = h_open_group(g_t, "g", HB_MS, LEASE_MS);
 	t0 = h_mono_ms();
 	while (total < 2 && h_mono_ms() - t0 < 10000) {
 		ck_assert_int_eq(mqlog_consumer_poll(c, recs, 8, 50, &n), 0);
@@ -942,13 +914,13 @@ START_TEST(test_read_only)
 					    &appended),
 			 MQLOG_ERDONLY);
 	ck_assert(!appended);
-	ck_msg_has("create t.retry");
+	h_msg_has("create t.retry");
 	ck_assert(!topic_exists(g_db, "t.retry"));
 
 	ck_assert_int_eq(dlq_intent_deliver(g_db, to_t, tlen, false, &appended),
 			 MQLOG_ERDONLY);
 	ck_assert(!appended);
-	ck_msg_has("deliver to t partition 0");
+	h_msg_has("deliver to t partition 0");
 	ck_assert_uint_eq(count_recs(g_db, "t", 0), 1);
 
 	ck_assert_int_eq(dlq_complete(g_db, "g", g_t->meta.id, 0, &done),
@@ -958,7 +930,7 @@ START_TEST(test_read_only)
 	ck_assert_uint_eq(count_recs(g_db, "t.dlq", 0), 1);
 
 	ck_assert_int_eq(mqlog_schedule(g_t, &m, 0, NULL), MQLOG_ERDONLY);
-	ck_msg_has("schedule on 't'");
+	h_msg_has("schedule on 't'");
 	ck_assert(!topic_exists(g_db, "t.retry"));
 	free(to_retry);
 	free(to_t);
@@ -1005,22 +977,22 @@ START_TEST(test_names_without_room)
 	h_create(g_db, longname, &cfg);
 	lt = h_topic(g_db, longname);
 	h_append1(lt, 0, "x");
-	c = open_group(lt, "g");
+	c = h_open_group(lt, "g", HB_MS, LEASE_MS);
 	ck_assert_uint_eq(poll_n(c, &rec, 1), 1);
 	ck_assert_int_eq(mqlog_consumer_nack(c, &rec, 0, NULL), MQLOG_EINVAL);
-	ck_msg_has("no room");
+	h_msg_has("no room");
 	ck_assert_int_eq(mqlog_consumer_committed(c, 0, &committed),
 			 MQLOG_ENOENT);
 	ck_assert_uint_eq(committed, 5);
 	ck_assert_int_eq(mqlog_schedule(lt, &m, 0, &off), MQLOG_EINVAL);
-	ck_msg_has("not for a retry");
+	h_msg_has("not for a retry");
 	ck_assert_uint_eq(off, 5);
 	mqlog_consumer_close(c);
 
 	h_create(g_db, "t.dlq", &cfg);
 	d = h_topic(g_db, "t.dlq");
 	ck_assert_int_eq(mqlog_schedule(d, &m, 0, NULL), MQLOG_EINVAL);
-	ck_msg_has("t.dlq");
+	h_msg_has("t.dlq");
 	ck_assert(!topic_exists(g_db, "t.dlq.retry"));
 	mqlog_topic_close(d);
 
@@ -1028,7 +1000,7 @@ START_TEST(test_names_without_room)
 	ck_assert_int_eq(mqlog_schedule(g_t, NULL, 0, NULL), MQLOG_EINVAL);
 	m.header_count = 1;
 	ck_assert_int_eq(mqlog_schedule(g_t, &m, 0, NULL), MQLOG_EINVAL);
-	ck_msg_has("NULL");
+	h_msg_has("NULL");
 	ck_assert(!topic_exists(g_db, "t.retry"));
 	ck_assert_uint_eq(count_recs(g_db, longname, 0), 1);
 	mqlog_topic_close(lt);
@@ -1138,7 +1110,7 @@ START_TEST(test_auto_commit_interval)
 {
 	/* In AFTER mode with an interval, polls within it commit nothing;
 	 * an explicit commit writes the position at once. */
-	mqlog_consumer_options o = group_opts("g");
+	mqlog_consumer_options o = h_group_opts("g", HB_MS, LEASE_MS);
 	mqlog_consumer *c;
 	mqlog_record recs[4];
 	uint64_t off = 99;
@@ -1187,7 +1159,7 @@ START_TEST(test_forced_reset)
 	 * (MQLOG_ESTALE, nothing copied); its next poll's commit learns it:
 	 * its partitions are reported lost, it joins again and reads from
 	 * the reset offset. */
-	mqlog_consumer_options o = group_opts("g");
+	mqlog_consumer_options o = h_group_opts("g", HB_MS, LEASE_MS);
 	struct events ev = { 0, 0 };
 	mqlog_consumer *c;
 	mqlog_record recs[4];

@@ -23,11 +23,6 @@ static const char *dbdir(void)
 }
 
 /* The calling thread's last message contains @needle. */
-#define ck_msg_has(needle)                                               \
-	ck_assert_msg(h_contains(mqlog_errmsg(NULL), (needle)),          \
-		      "message \"%s\" lacks \"%s\"", mqlog_errmsg(NULL), \
-		      (needle))
-
 static mqlog_reader *open_reader(mqlog_topic *t, uint32_t part)
 {
 	mqlog_reader *r = NULL;
@@ -209,8 +204,8 @@ START_TEST(test_segment_removed_under_reader)
 	rc = read_checked(r, &next);
 	ck_assert_int_eq(rc, MQLOG_ERANGE);
 	ck_assert_uint_eq(next, bases[1]); /* every record before it */
-	ck_msg_has("segment removed");
-	ck_msg_has(fx_path("%020" PRIu64 ".seg", bases[1]));
+	h_msg_has("segment removed");
+	h_msg_has(fx_path("%020" PRIu64 ".seg", bases[1]));
 	/* Asking again gives the same answer, not a bad record. */
 	ck_assert_int_eq(read_checked(r, &next), MQLOG_ERANGE);
 	ck_assert_uint_eq(mqlog_reader_position(r), bases[1]);
@@ -218,11 +213,11 @@ START_TEST(test_segment_removed_under_reader)
 	/* Into it by offset and by time: the same error. */
 	gone_end = bases[2];
 	ck_assert_int_eq(mqlog_reader_seek(r, bases[1] + 1), MQLOG_ERANGE);
-	ck_msg_has("segment removed");
+	h_msg_has("segment removed");
 	ck_assert_int_eq(
 		mqlog_reader_seek_time(r, 1000 + 10 * (int64_t)(gone_end - 1)),
 		MQLOG_ERANGE);
-	ck_msg_has("segment removed");
+	h_msg_has("segment removed");
 
 	/* Records around it are still read. */
 	ck_assert_int_eq(mqlog_reader_seek(r, gone_end), 0);
@@ -239,11 +234,11 @@ START_TEST(test_segment_removed_under_reader)
 	rc = mqlog_reader_open(t, 0, &r2);
 	ck_assert_int_eq(rc, MQLOG_ERANGE);
 	ck_assert_ptr_null(r2);
-	ck_msg_has("segment removed");
+	h_msg_has("segment removed");
 	/* A partition that does not exist. */
 	ck_assert_int_eq(mqlog_reader_open(t, 1, &r2), MQLOG_EINVAL);
 	ck_assert_ptr_null(r2);
-	ck_msg_has("partition 1 out of range");
+	h_msg_has("partition 1 out of range");
 
 	/* None of these calls touched the directory: only the two files
 	 * this test removed are missing. */
@@ -281,7 +276,7 @@ START_TEST(test_segment_replaced_by_directory)
 	rc = mqlog_reader_seek(r, bases[1]);
 	ck_assert_int_lt(rc, 0);
 	ck_assert_int_ne(rc, MQLOG_ERANGE);
-	ck_msg_has(fx_path("%020" PRIu64 ".seg", bases[1]));
+	h_msg_has(fx_path("%020" PRIu64 ".seg", bases[1]));
 	/* The failed seek left the reader where it was: at the end. */
 	ck_assert_uint_eq(mqlog_reader_position(r), 80);
 	ck_assert_int_eq(mqlog_reader_next(r, &rec), 0);
@@ -330,16 +325,16 @@ START_TEST(test_batch_does_not_continue)
 	r = open_reader(t, 0);
 	ck_assert_int_eq(read_checked(r, &next), MQLOG_ECORRUPT);
 	ck_assert_uint_eq(next, b[3].base);
-	ck_msg_has("does not continue");
-	ck_msg_has(fx_path("%020" PRIu64 ".seg", bases[0]));
-	ck_msg_has(fx_path("byte %" PRIu64, b[3].pos));
+	h_msg_has("does not continue");
+	h_msg_has(fx_path("%020" PRIu64 ".seg", bases[0]));
+	h_msg_has(fx_path("byte %" PRIu64, b[3].pos));
 	ck_assert_int_eq(read_checked(r, &next), MQLOG_ECORRUPT);
 	ck_assert_uint_eq(mqlog_reader_position(r), b[3].base);
 
 	ck_assert_int_eq(mqlog_reader_seek_time(r,
 						1000 + 10 * (int64_t)b[3].base),
 			 MQLOG_ECORRUPT);
-	ck_msg_has("does not continue");
+	h_msg_has("does not continue");
 	/* Past it everything reads. */
 	ck_assert_int_eq(mqlog_reader_seek(r, bases[1]), 0);
 	next = bases[1];
@@ -444,7 +439,7 @@ START_TEST(test_segment_directory_unreadable)
 	ck_assert_int_eq(rename(pdir, moved), 0);
 	rc = read_checked(r, &next);
 	ck_assert_int_eq(rc, -ENOENT);
-	ck_msg_has(pdir);
+	h_msg_has(pdir);
 	ck_assert_int_eq(mqlog_reader_position(r), next);
 	ck_assert_int_eq(rename(moved, pdir), 0);
 	ck_assert_int_eq(read_checked(r, &next), 0);
@@ -484,15 +479,15 @@ START_TEST(test_next_segment_missing)
 	ck_assert_uint_gt(nb, next);
 	ck_assert_int_eq(read_checked(r, &next), MQLOG_ECORRUPT);
 	ck_assert_uint_eq(next, nb);
-	ck_msg_has("log ends");
-	ck_msg_has(fx_path("%020" PRIu64 ".seg", last));
-	ck_msg_has(fx_path("offset %" PRIu64, nb));
+	h_msg_has("log ends");
+	h_msg_has(fx_path("%020" PRIu64 ".seg", last));
+	h_msg_has(fx_path("offset %" PRIu64, nb));
 	ck_assert_int_eq(read_checked(r, &next), MQLOG_ECORRUPT);
 
 	ck_assert_int_eq(unlink(h_seg_path(dbdir(), "t", 0, bases[0])), 0);
 	ck_assert_int_eq(read_checked(r, &next), MQLOG_ECORRUPT);
 	ck_assert_int_eq(mqlog_reader_seek(r, 0), MQLOG_ERANGE);
-	ck_msg_has("before the first segment");
+	h_msg_has("before the first segment");
 	ck_assert_uint_eq(mqlog_reader_position(r), nb);
 	ck_assert_uint_eq(segs(bases, 32), n0 - 1);
 	mqlog_reader_close(r);
