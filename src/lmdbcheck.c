@@ -119,6 +119,8 @@ struct lc {
 	uint64_t last_pg;   /* last page of the snapshot (free ones too) */
 	unsigned maxkey;    /* largest key LMDB accepts */
 	uint64_t *seen;	    /* one bit per page of the file: reached */
+	uint16_t *start;    /* per 2 bytes of a page: index + 1 of the node
+			       starting there; all 0 between pages */
 	enum lc_kind kind;  /* database being walked */
 	char db[40];	    /* its name, printable, for messages */
 };
@@ -164,17 +166,19 @@ static int lc_bad(const struct lc *c, uint64_t pgno, const char *fmt, ...)
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	return mq_err(MQLOG_ECORRUPT,
-		      "%s: page %" PRIu64 " (%s): %s; delete meta/ to rebuild "
+		      "%s: page %" PRIu64 " (database %s): %s; delete meta/ to "
+		      "rebuild "
 		      "the index (consumer-group offsets are lost with it)",
 		      c->file, pgno, c->db, what);
 }
 
 static int lc_bad_meta(const char *file, unsigned slot, const char *what)
 {
-	return mq_err(MQLOG_ECORRUPT,
-		      "%s: page %u: meta page %s; delete meta/ to rebuild the "
-		      "index (consumer-group offsets are lost with it)",
-		      file, slot, what);
+	return mq_err(
+		MQLOG_ECORRUPT,
+		"%s: page %u (meta page): %s; delete meta/ to rebuild the "
+		"index (consumer-group offsets are lost with it)",
+		file, slot, what);
 }
 
 /*
@@ -289,13 +293,79 @@ static int lc_free_list(struct lc *c, uint64_t from, unsigned i,
 static int lc_tree(struct lc *c, const uint8_t *db, enum lc_kind kind,
 		   const char *name, size_t name_len, uint64_t from, int node);
 
-/* Page @pgno on level @level (1 = root) of a tree of depth @depth. */
+/*
+ * The bytes node @i of page @p takes: its header, its key and (in a leaf)
+ * its data or the number of its overflow run, rounded up to even.  0 when
+ * the node does not fit in the page.
+ */
+static unsigned lc_node_size(const struct lc *c, const uint8_t *p, unsigned i,
+			     bool leaf)
+{
+	unsigned off = lc_ld16(p + LC_PAGEHDR + 2 * i);
+	const uint8_t *nd = p + off;
+	uint64_t size;
+
+	if (off % 2 || off > c->psize - LC_NODEHDR)
+		return 0;
+	size = LC_NODEHDR + (uint64_t)lc_ld16(nd + 6);
+	if (leaf)
+		size += lc_ld16(nd + 4) & LC_F_BIGDATA ?
+				8u :
+				lc_ld16(nd) | (uint64_t)lc_ld16(nd + 2) << 16;
+	size += size % 2;
+	return size <= c->psize - off ? (unsigned)size : 0;
+}
+
+/*
+ * The nodes of a page fill its node area exactly: LMDB adds a node just
+ * below the others and closes the gap when it deletes one, and it moves
+ * bytes on that assumption.  Node starts are marked in c->start (one slot
+ * per two bytes), then followed from upper to the end of the page.
+ */
+static int lc_nodes_tile(struct lc *c, const uint8_t *p, uint64_t pgno,
+			 unsigned n, unsigned upper, bool leaf)
+{
+	unsigned i, off, pos, k;
+	int rc = 0;
+
+	for (i = 0; i < n; i++) {
+		off = lc_ld16(p + LC_PAGEHDR + 2 * i);
+		if (c->start[off / 2]) {
+			rc = lc_bad(c, pgno, "nodes %u and %u share offset %u",
+				    c->start[off / 2] - 1u, i, off);
+			n = i;
+			goto clear;
+		}
+		c->start[off / 2] = (uint16_t)(i + 1);
+	}
+	for (pos = upper, k = 0; pos < c->psize; k++) {
+		i = c->start[pos / 2];
+		if (i == 0) {
+			rc = lc_bad(c, pgno,
+				    "no node starts at offset %u: the nodes "
+				    "overlap or leave a gap",
+				    pos);
+			goto clear;
+		}
+		pos += lc_node_size(c, p, i - 1, leaf);
+	}
+	if (pos != c->psize || k != n)
+		rc = lc_bad(c, pgno, "the nodes do not fill the page");
+clear:
+	for (i = 0; i < n; i++)
+		c->start[lc_ld16(p + LC_PAGEHDR + 2 * i) / 2] = 0;
+	return rc;
+}
+
+/* Page @pgno on level @level (1 = root) of a tree of depth @depth, reached
+ * through node @node of page @from. */
 static int lc_page(struct lc *c, uint64_t from, int node, uint64_t pgno,
 		   unsigned level, unsigned depth)
 {
 	const uint8_t *p, *nd, *data;
 	unsigned flags, want, lower, upper, n, i, off, nflags, ksize;
-	uint64_t room, dsize;
+	uint64_t dsize;
+	bool leaf;
 	int rc;
 
 	rc = lc_claim(c, from, node, pgno,
@@ -307,86 +377,77 @@ static int lc_page(struct lc *c, uint64_t from, int node, uint64_t pgno,
 		return lc_bad(c, pgno, "the page header says page %" PRIu64,
 			      lc_ld64(p));
 	flags = lc_ld16(p + 10);
-	want = level < depth ? LC_P_BRANCH : LC_P_LEAF;
+	leaf = level == depth;
+	want = leaf ? LC_P_LEAF : LC_P_BRANCH;
 	if (flags != want)
 		return lc_bad(c, pgno,
 			      "flags 0x%x where a %s page belongs (level %u "
 			      "of %u)",
-			      flags, want == LC_P_BRANCH ? "branch" : "leaf",
-			      level, depth);
+			      flags, leaf ? "leaf" : "branch", level, depth);
 	lower = lc_ld16(p + 12);
 	upper = lc_ld16(p + 14);
-	if (lower < LC_PAGEHDR || (lower - LC_PAGEHDR) % 2 || lower > upper ||
+	if (lower < LC_PAGEHDR || lower % 2 || upper % 2 || lower > upper ||
 	    upper > c->psize)
 		return lc_bad(c, pgno, "bounds %u..%u of the free space", lower,
 			      upper);
 	n = (lower - LC_PAGEHDR) / 2;
-	if (n == 0 || (want == LC_P_BRANCH && n < 2 && c->kind != LC_FREE))
+	if (n == 0 || (!leaf && n < 2 && c->kind != LC_FREE))
 		return lc_bad(c, pgno, "%s page with %u nodes",
-			      want == LC_P_BRANCH ? "branch" : "leaf", n);
+			      leaf ? "leaf" : "branch", n);
 
+	/* Every node inside the page, of a sane key size, flags known. */
 	for (i = 0; i < n; i++) {
 		off = lc_ld16(p + LC_PAGEHDR + 2 * i);
-		if (off < upper || off > c->psize - LC_NODEHDR)
+		if (off < upper || off % 2 || off > c->psize - LC_NODEHDR)
 			return lc_bad(c, pgno,
 				      "node %u points past the end of the page"
-				      " (offset %u, nodes from %u)",
-				      i, off, upper);
+				      " (offset %u, node area %u..%zu)",
+				      i, off, upper, c->psize);
+		if (lc_node_size(c, p, i, leaf) == 0)
+			return lc_bad(c, pgno,
+				      "node %u at offset %u runs past the end "
+				      "of the page",
+				      i, off);
 		nd = p + off;
 		nflags = lc_ld16(nd + 4);
 		ksize = lc_ld16(nd + 6);
-		room = c->psize - off - LC_NODEHDR;
-		if (ksize > room)
-			return lc_bad(c, pgno,
-				      "node %u: key of %u bytes runs past the "
-				      "end of the page",
-				      i, ksize);
-		room -= ksize;
-		if (want == LC_P_BRANCH) {
+		/* The first key of a branch page is never read. */
+		if ((leaf || i > 0) && (ksize == 0 || ksize > c->maxkey ||
+					(c->kind == LC_FREE && ksize != 8)))
+			return lc_bad(c, pgno, "node %u: key of %u bytes", i,
+				      ksize);
+		if (leaf && nflags != 0 && nflags != LC_F_BIGDATA &&
+		    nflags != LC_F_SUBDATA)
+			return lc_bad(c, pgno, "node %u: flags 0x%x", i,
+				      nflags);
+	}
+	rc = lc_nodes_tile(c, p, pgno, n, upper, leaf);
+	if (rc)
+		return rc;
+
+	/* Then what the nodes point to. */
+	for (i = 0; i < n; i++) {
+		nd = p + lc_ld16(p + LC_PAGEHDR + 2 * i);
+		nflags = lc_ld16(nd + 4);
+		ksize = lc_ld16(nd + 6);
+		if (!leaf) {
 			uint64_t child = lc_ld16(nd) |
 					 (uint64_t)lc_ld16(nd + 2) << 16 |
 					 (uint64_t)nflags << 32;
-			/* The first key of a branch page is never read. */
-			if (i > 0 && (ksize == 0 || ksize > c->maxkey ||
-				      (c->kind == LC_FREE && ksize != 8)))
-				return lc_bad(c, pgno,
-					      "node %u: key of %u bytes", i,
-					      ksize);
 			rc = lc_page(c, pgno, (int)i, child, level + 1, depth);
 			if (rc)
 				return rc;
 			continue;
 		}
-
-		if (ksize == 0 || ksize > c->maxkey ||
-		    (c->kind == LC_FREE && ksize != 8))
-			return lc_bad(c, pgno, "node %u: key of %u bytes", i,
-				      ksize);
 		dsize = lc_ld16(nd) | (uint64_t)lc_ld16(nd + 2) << 16;
 		data = nd + LC_NODEHDR + ksize;
-		if (nflags & ~(unsigned)(LC_F_BIGDATA | LC_F_SUBDATA))
-			return lc_bad(c, pgno, "node %u: flags 0x%x", i,
-				      nflags);
-		if (nflags & LC_F_BIGDATA) {
-			if (nflags != LC_F_BIGDATA)
-				return lc_bad(c, pgno, "node %u: flags 0x%x", i,
-					      nflags);
-			if (room < 8)
-				return lc_bad(c, pgno,
-					      "node %u: overflow page number "
-					      "runs past the end of the page",
-					      i);
+		if (nflags == LC_F_BIGDATA) {
 			rc = lc_overflow(c, pgno, i, lc_ld64(data), dsize,
 					 &data);
 			if (rc)
 				return rc;
-		} else if (dsize > room) {
-			return lc_bad(c, pgno,
-				      "node %u: %" PRIu64 " bytes of data run "
-				      "past the end of the page",
-				      i, dsize);
 		}
-		if (nflags & LC_F_SUBDATA) {
+		if (nflags == LC_F_SUBDATA) {
 			if (c->kind != LC_MAIN || dsize != LC_DB_SIZE)
 				return lc_bad(c, pgno,
 					      "node %u: a database record of "
@@ -465,23 +526,23 @@ static int lc_meta_ok(const char *file, const uint8_t *m, unsigned slot,
 	char what[128];
 
 	if (lc_ld32(m + LC_M_MAGIC) != LC_MAGIC)
-		return lc_bad_meta(file, slot, "without the LMDB magic");
+		return lc_bad_meta(file, slot, "no LMDB magic");
 	if (lc_ld32(m + LC_M_VERSION) != LC_VERSION) {
-		snprintf(what, sizeof what, "of version %u",
+		snprintf(what, sizeof what, "version %u",
 			 lc_ld32(m + LC_M_VERSION));
 		return lc_bad_meta(file, slot, what);
 	}
 	if (ps < LC_MIN_PSIZE || ps > LC_MAX_PSIZE || (ps & (ps - 1))) {
-		snprintf(what, sizeof what, "with a page size of %u", ps);
+		snprintf(what, sizeof what, "page size %u", ps);
 		return lc_bad_meta(file, slot, what);
 	}
 	if (lc_ld16(m + LC_M_DBS + LC_D_FLAGS) != LC_INTEGERKEY) {
-		snprintf(what, sizeof what, "with environment flags 0x%x",
+		snprintf(what, sizeof what, "environment flags 0x%x",
 			 lc_ld16(m + LC_M_DBS + LC_D_FLAGS));
 		return lc_bad_meta(file, slot, what);
 	}
 	if (last < LC_NUM_METAS - 1 || last >= (UINT64_C(1) << 47) / ps) {
-		snprintf(what, sizeof what, "with last page %" PRIu64, last);
+		snprintf(what, sizeof what, "last page %" PRIu64, last);
 		return lc_bad_meta(file, slot, what);
 	}
 	*psize = ps;
@@ -522,7 +583,7 @@ int lmdbcheck_meta(const char *file)
 		at = (off_t)psize[slot];
 	}
 	if (psize[0] != psize[1])
-		rc = lc_bad_meta(file, 1, "with a page size unlike page 0's");
+		rc = lc_bad_meta(file, 1, "page size unlike page 0's");
 out:
 	close(fd);
 	return rc;
@@ -584,8 +645,7 @@ int lmdbcheck_snapshot(const char *file, uint64_t txnid, unsigned maxkey)
 	}
 	rc = lc_meta_ok(file, meta, slot, &psize);
 	if (rc == 0 && psize != c.psize)
-		rc = lc_bad_meta(file, slot,
-				 "with a page size unlike page 0's");
+		rc = lc_bad_meta(file, slot, "page size unlike page 0's");
 	if (rc)
 		goto check_copy;
 	c.last_pg = lc_ld64(meta + LC_M_LAST_PG);
@@ -598,7 +658,8 @@ int lmdbcheck_snapshot(const char *file, uint64_t txnid, unsigned maxkey)
 	}
 	c.map = map;
 	c.seen = calloc((size_t)(c.npages + 63) / 64, sizeof *c.seen);
-	if (!c.seen) {
+	c.start = calloc(c.psize / 2, sizeof *c.start);
+	if (!c.seen || !c.start) {
 		rc = mq_err(MQLOG_ENOMEM, "%s: page map of %" PRIu64 " pages",
 			    file, c.npages);
 		goto out;
@@ -615,6 +676,7 @@ check_copy:
 		rc = 1;
 out:
 	free(c.seen);
+	free(c.start);
 	if (map != MAP_FAILED)
 		munmap(map, mapped);
 	close(fd);
