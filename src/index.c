@@ -930,6 +930,41 @@ static int ix_open_dbs(struct index *ix, MDB_txn *txn, void *arg)
 	return 0;
 }
 
+/*
+ * Walk the structure of data.mdb (lmdbcheck.c) under a read transaction
+ * before any tree page is read through LMDB, which trusts every byte.  A
+ * writer in another process may rewrite the snapshot's meta page while we
+ * look (two commits later): take a fresh snapshot then.
+ */
+#define IX_CHECK_TRIES 8
+
+static int ix_check_structure(struct index *ix, const char *file)
+{
+	MDB_txn *txn;
+	uint64_t txnid = 0;
+	int tries;
+	int rc;
+
+	for (tries = 0; tries < IX_CHECK_TRIES; tries++) {
+		rc = ix_read_begin(ix, &txn);
+		if (rc)
+			return rc;
+		txnid = mdb_txn_id(txn);
+		rc = lmdbcheck_snapshot(file, txnid,
+					(unsigned)mdb_env_get_maxkeysize(
+						ix->env));
+		mdb_txn_abort(txn);
+		ix_unlock(ix);
+		if (rc != 1)
+			return rc;
+	}
+	return mq_err(MQLOG_ECORRUPT,
+		      "%s: no meta page holds transaction %llu; delete meta/ "
+		      "to rebuild the index (consumer-group offsets are lost "
+		      "with it)",
+		      file, (unsigned long long)txnid);
+}
+
 static int ix_open_dbs_rdonly(struct index *ix)
 {
 	MDB_txn *txn;
@@ -1029,6 +1064,11 @@ int index_open(const char *meta_dir, bool rdonly, uint64_t map_size,
 	}
 	if (rdonly)
 		flags |= MDB_RDONLY;
+	/* LMDB takes the page size and the last page of the meta pages on
+	 * trust as it opens the file. */
+	rc = lmdbcheck_meta(file);
+	if (rc)
+		goto fail_env;
 	rc = mdb_env_open(ix->env, meta_dir, flags, 0644);
 	if (rc == ENOENT) {
 		rc = mq_err(MQLOG_ENOENT, "%s/data.mdb: open: %s", meta_dir,
@@ -1066,6 +1106,10 @@ int index_open(const char *meta_dir, bool rdonly, uint64_t map_size,
 		}
 		ix_note_map_size(ix);
 	}
+
+	rc = ix_check_structure(ix, file);
+	if (rc)
+		goto fail_env;
 
 	if (rdonly)
 		rc = ix_open_dbs_rdonly(ix);

@@ -357,6 +357,25 @@ struct part_meta {
 	uint64_t log_start;   /* first readable offset */
 };
 
+/*
+ * The structural check of the LMDB file (lmdbcheck.c), so that a damaged
+ * data.mdb is an error and never a crash inside LMDB.  Both return 0 or a
+ * negative MQLOG_E* code with a message; damage is MQLOG_ECORRUPT with a
+ * message naming @file and the page.  Neither writes anything.
+ *
+ * lmdbcheck_meta - before LMDB opens @file: the fields of the two meta
+ * pages LMDB takes on trust (page size, flags, last page).  A missing or
+ * foreign file passes: LMDB creates or rejects it itself.
+ *
+ * lmdbcheck_snapshot - every page reachable from the meta page of
+ * transaction @txnid, which the caller holds a read transaction on (so
+ * that no writer reuses its pages meanwhile); @maxkey is LMDB's largest
+ * key.  Returns 1 when that meta page has been rewritten since (a writer
+ * two transactions ahead): begin a new read transaction and call again.
+ */
+int lmdbcheck_meta(const char *file);
+int lmdbcheck_snapshot(const char *file, uint64_t txnid, unsigned maxkey);
+
 int index_open(const char *meta_dir, bool rdonly, uint64_t map_size,
 	       struct index **out);
 void index_close(struct index *ix);
