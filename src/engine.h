@@ -104,9 +104,6 @@ void state_read_view(const struct pstate *st, struct pview *v);
 void state_publish_begin(struct pstate *st);
 void state_publish_end(struct pstate *st);
 void state_wake(struct pstate *st);
-/* This boot's identity (/proc/sys/kernel/random/boot_id); false when
- * unknown. */
-bool state_boot_id(uint8_t out[16]);
 /* Wait until st->wake differs from @seen or @timeout_ms passes (-1: forever). */
 void state_wait(struct pstate *st, uint32_t seen, int timeout_ms);
 /* The same for any futex word of the shared state with its waiter count. */

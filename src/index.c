@@ -938,7 +938,65 @@ static int ix_open_dbs(struct index *ix, MDB_txn *txn, void *arg)
  */
 #define IX_CHECK_TRIES 8
 
-static int ix_check_structure(struct index *ix, const char *file)
+uint64_t ix_check_every_open_bytes = IX_CHECK_EVERY_OPEN_BYTES;
+uint64_t ix_checks_run;
+
+/*
+ * meta/checked: this boot's id and the identity of the data.mdb walked
+ * clean in it.  The walk finds what a power cut, a disk or a hand did to the
+ * file while no process of this boot had it checked; a large data.mdb is
+ * walked again only in a new boot or when it is another file.  Written
+ * best-effort by read-write opens, never synced (a reboot voids it anyway).
+ */
+struct ix_checked {
+	uint8_t boot[16];
+	uint64_t dev, ino;
+};
+
+static bool ix_checked_get(const char *meta_dir, const struct stat *st,
+			   struct ix_checked *want)
+{
+	char path[4112];
+	struct ix_checked have;
+	ssize_t n;
+	int fd;
+
+	memset(want, 0, sizeof *want);
+	if (!state_boot_id(want->boot))
+		return false;
+	want->dev = (uint64_t)st->st_dev;
+	want->ino = (uint64_t)st->st_ino;
+	snprintf(path, sizeof path, "%s/checked", meta_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = pread(fd, &have, sizeof have, 0);
+	close(fd);
+	return n == (ssize_t)sizeof have &&
+	       memcmp(&have, want, sizeof have) == 0;
+}
+
+static void ix_checked_put(const char *meta_dir, const struct ix_checked *c)
+{
+	char path[4112], tmp[4120];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/checked", meta_dir);
+	snprintf(tmp, sizeof tmp, "%s/checked.tmp", meta_dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (pwrite(fd, c, sizeof *c, 0) != (ssize_t)sizeof *c) {
+		close(fd);
+		unlink(tmp);
+		return;
+	}
+	close(fd);
+	if (rename(tmp, path) != 0)
+		unlink(tmp);
+}
+
+static int ix_check_walk(struct index *ix, const char *file)
 {
 	MDB_txn *txn;
 	uint64_t txnid = 0;
@@ -949,6 +1007,7 @@ static int ix_check_structure(struct index *ix, const char *file)
 		rc = ix_read_begin(ix, &txn);
 		if (rc)
 			return rc;
+		ix_checks_run++;
 		txnid = mdb_txn_id(txn);
 		rc = lmdbcheck_snapshot(file, txnid,
 					(unsigned)mdb_env_get_maxkeysize(
@@ -963,6 +1022,25 @@ static int ix_check_structure(struct index *ix, const char *file)
 		      "to rebuild the index (consumer-group offsets are lost "
 		      "with it)",
 		      file, (unsigned long long)txnid);
+}
+
+static int ix_check_structure(struct index *ix, const char *meta_dir,
+			      const char *file)
+{
+	struct ix_checked c;
+	struct stat st;
+	bool large;
+	int rc;
+
+	if (stat(file, &st) != 0)
+		return mq_err(-errno, "%s: stat", file);
+	large = (uint64_t)st.st_size > ix_check_every_open_bytes;
+	if (large && ix_checked_get(meta_dir, &st, &c))
+		return 0;
+	rc = ix_check_walk(ix, file);
+	if (rc == 0 && large && !ix->rdonly && c.ino)
+		ix_checked_put(meta_dir, &c);
+	return rc;
 }
 
 static int ix_open_dbs_rdonly(struct index *ix)
@@ -1107,7 +1185,7 @@ int index_open(const char *meta_dir, bool rdonly, uint64_t map_size,
 		ix_note_map_size(ix);
 	}
 
-	rc = ix_check_structure(ix, file);
+	rc = ix_check_structure(ix, meta_dir, file);
 	if (rc)
 		goto fail_env;
 

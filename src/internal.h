@@ -376,6 +376,20 @@ struct part_meta {
 int lmdbcheck_meta(const char *file);
 int lmdbcheck_snapshot(const char *file, uint64_t txnid, unsigned maxkey);
 
+/*
+ * A data.mdb larger than this is walked once per boot rather than at every
+ * open (index.c): the walk costs about 0.6 ms per MB.  A variable so that
+ * tests can lower it.
+ */
+#define IX_CHECK_EVERY_OPEN_BYTES (16u << 20)
+extern uint64_t ix_check_every_open_bytes;
+/* Walks of data.mdb done by this process (for tests). */
+extern uint64_t ix_checks_run;
+
+/* This boot's identity (/proc/sys/kernel/random/boot_id); false when
+ * unknown (state.c). */
+bool state_boot_id(uint8_t out[16]);
+
 int index_open(const char *meta_dir, bool rdonly, uint64_t map_size,
 	       struct index **out);
 void index_close(struct index *ix);

@@ -13,6 +13,7 @@
  */
 #include "fixture.h"
 #include "helpers.h"
+#include "internal.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -358,6 +359,80 @@ START_TEST(test_meta_page_size)
 }
 END_TEST
 
+/* A data.mdb above ix_check_every_open_bytes is walked once per boot: the
+ * walk leaves meta/checked (boot id, device, inode), and later opens in the
+ * same boot of the same file skip it; another boot or another file is
+ * walked again, and damage is still found then. */
+START_TEST(test_large_walked_once_per_boot)
+{
+	char marker[4200];
+	uint8_t bytes[32];
+	mqlog_options opts;
+	mqlog *db;
+	uint64_t runs, branch, leaf;
+	int fd;
+
+	snprintf(marker, sizeof marker, "%s/meta/checked", fx_dir);
+	ix_check_every_open_bytes = 0;
+
+	runs = ix_checks_run;
+	db = h_open(fx_dir);
+	mqlog_close(db);
+	ck_assert_uint_gt(ix_checks_run, runs);
+	ck_assert_int_eq(access(marker, F_OK), 0);
+
+	/* The same boot, the same file: no walk, read-write or read-only. */
+	runs = ix_checks_run;
+	db = h_open(fx_dir);
+	mqlog_close(db);
+	mqlog_options_init(&opts);
+	opts.flags = MQLOG_OPEN_RDONLY;
+	ck_assert_int_eq(mqlog_open(fx_dir, &opts, &db), 0);
+	mqlog_close(db);
+	ck_assert_uint_eq(ix_checks_run, runs);
+
+	/* Another boot's marker: walked again, and the marker renewed. */
+	fd = open(marker, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, bytes, sizeof bytes, 0),
+			 (ssize_t)sizeof bytes);
+	bytes[0] ^= 0xff;
+	ck_assert_int_eq(pwrite(fd, bytes, sizeof bytes, 0),
+			 (ssize_t)sizeof bytes);
+	close(fd);
+	db = h_open(fx_dir);
+	mqlog_close(db);
+	ck_assert_uint_eq(ix_checks_run, runs + 1);
+	db = h_open(fx_dir);
+	mqlog_close(db);
+	ck_assert_uint_eq(ix_checks_run, runs + 1);
+
+	/* Another file under the same name (restored from a copy): walked,
+	 * and its damage found. */
+	{
+		char copy[4300];
+		size_t len;
+		uint8_t *now = h_slurp(file, &len);
+
+		snprintf(copy, sizeof copy, "%s.copy", file);
+		fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, now, len), (ssize_t)len);
+		close(fd);
+		free(now);
+		ck_assert_int_eq(rename(copy, file), 0);
+	}
+	two_levels(&branch, &leaf);
+	put16(branch, ld16(page(branch) + 16 + 2), 0x7000);
+	put16(branch, ld16(page(branch) + 16 + 2) + 2, 0);
+	put16(branch, ld16(page(branch) + 16 + 2) + 4, 0);
+	runs = ix_checks_run;
+	expect_corrupt(branch, "a restored copy");
+	ck_assert_uint_gt(ix_checks_run, runs);
+	ix_check_every_open_bytes = IX_CHECK_EVERY_OPEN_BYTES;
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lmdbcheck");
@@ -372,6 +447,7 @@ int main(void)
 	tcase_add_test(tc, test_pgno_mismatch);
 	tcase_add_test(tc, test_cycle);
 	tcase_add_test(tc, test_meta_page_size);
+	tcase_add_test(tc, test_large_walked_once_per_boot);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
