@@ -32,7 +32,6 @@ static void teardown(void)
 	fx_teardown();
 }
 
-/* The calling thread's last message contains @needle. */
 /* A directory with topic "t" of @parts partitions and @n records in each. */
 static mqlog *make_db(uint32_t parts, unsigned n)
 {

@@ -21,7 +21,6 @@
 #define HB_MS	 30u
 #define LEASE_MS 150u
 
-/* The calling thread's last message contains @needle. */
 static mqlog *g_db;
 static mqlog_topic *g_t;
 
