@@ -2016,6 +2016,12 @@ static bool ix_dec_time_at(const MDB_val *k, const MDB_val *v, void *out,
 	return ix_dec_time(k, v, (struct time_entry *)out + i);
 }
 
+static bool ix_dec_seg_at(const MDB_val *k, const MDB_val *v, void *out,
+			  size_t i)
+{
+	return ix_dec_seg(k, v, (struct seg_meta *)out + i);
+}
+
 /*
  * Load up to IX_WALK_CHUNK entries of a partition starting at key @from
  * (inclusive) in one read txn.  On return, @from holds the key to resume at
@@ -2112,6 +2118,11 @@ struct ix_walk_time {
 	void *arg;					  /* its argument */
 };
 
+struct ix_walk_seg {
+	int (*fn)(void *arg, const struct seg_meta *m); /* user callback */
+	void *arg;					/* its argument */
+};
+
 static int ix_call_off(void *arg, const void *e)
 {
 	const struct ix_walk_off *w = arg;
@@ -2121,6 +2132,12 @@ static int ix_call_off(void *arg, const void *e)
 static int ix_call_time(void *arg, const void *e)
 {
 	const struct ix_walk_time *w = arg;
+	return w->fn(w->arg, e);
+}
+
+static int ix_call_seg(void *arg, const void *e)
+{
+	const struct ix_walk_seg *w = arg;
 	return w->fn(w->arg, e);
 }
 
@@ -2144,6 +2161,16 @@ int index_foreach_time(struct index *ix, uint32_t tid, uint32_t part,
 
 	return ix_walk(ix, DB_TIMES, tid, part, IX_TIME_KEY_SIZE,
 		       ix_dec_time_at, buf, sizeof buf[0], ix_call_time, &w);
+}
+
+int index_foreach_seg(struct index *ix, uint32_t tid, uint32_t part,
+		      int (*fn)(void *arg, const struct seg_meta *m), void *arg)
+{
+	struct seg_meta buf[IX_WALK_CHUNK];
+	struct ix_walk_seg w = { .fn = fn, .arg = arg };
+
+	return ix_walk(ix, DB_SEGMENTS, tid, part, IX_SEG_KEY_SIZE,
+		       ix_dec_seg_at, buf, sizeof buf[0], ix_call_seg, &w);
 }
 
 /* ======================================================================== */

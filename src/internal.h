@@ -466,6 +466,10 @@ int index_foreach_offset(struct index *ix, uint32_t tid, uint32_t part,
 int index_foreach_time(struct index *ix, uint32_t tid, uint32_t part,
 		       int (*fn)(void *arg, const struct time_entry *e),
 		       void *arg);
+/* The same for the segment summaries, in base order (recovery). */
+int index_foreach_seg(struct index *ix, uint32_t tid, uint32_t part,
+		      int (*fn)(void *arg, const struct seg_meta *m),
+		      void *arg);
 
 /*
  * Consumer groups (primary): membership, ownership and committed offsets

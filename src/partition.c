@@ -515,6 +515,49 @@ static int clamp_group_offsets(struct partition *p, uint64_t end)
  * segment.  Caller holds the append lock or the state file's OFD lock, or
  * owns a private state.
  */
+/* The leading sealed segments that have a summary in the index. */
+struct sealed_walk {
+	const uint64_t *bases; /* the partition's segments, in order */
+	size_t n;	       /* how many are sealed */
+	size_t known;	       /* bases[0..known) have a summary */
+	int64_t max_ts;	       /* the largest timestamp among those */
+	uint64_t bytes;	       /* the sum of their sizes */
+};
+
+static int sealed_walk_fn(void *arg, const struct seg_meta *m)
+{
+	struct sealed_walk *w = arg;
+
+	if (w->known == w->n)
+		return 1;
+	if (m->base < w->bases[w->known])
+		return 0; /* of a file that is gone: trimmed later */
+	if (m->base > w->bases[w->known])
+		return 1; /* bases[known] has none */
+	if (m->max_ts > w->max_ts)
+		w->max_ts = m->max_ts;
+	w->bytes += m->size;
+	w->known++;
+	return 0;
+}
+
+/* The size of segment @base: fstatat under the partition directory @dfd
+ * when it is open (no path walk, no formatting of the whole path). */
+static uint64_t sealed_size(const struct partition *p, int dfd, uint64_t base)
+{
+	char name[SEG_NAME_LEN + 1], path[MQ_PATH_MAX];
+	struct stat sst;
+
+	if (dfd >= 0) {
+		segment_name(name, base);
+		return fstatat(dfd, name, &sst, 0) == 0 ?
+			       (uint64_t)sst.st_size :
+			       0;
+	}
+	partition_seg_path(p, base, path);
+	return stat(path, &sst) == 0 ? (uint64_t)sst.st_size : 0;
+}
+
 static int recover_locked(struct partition *p, bool modify, bool full,
 			  struct recover_out *out)
 {
@@ -597,16 +640,18 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 			goto out;
 	}
 	/* Sealed segments whose summary is missing get indexed, and every
-	 * segment after the first of them; with @full that is all of them. */
+	 * segment after the first of them; with @full that is all of them.
+	 * The summaries are read in one walk: one lookup per segment costs
+	 * more than the rest of opening a partition of thousands. */
+	struct sealed_walk sw = { p->bases, p->nbases - 1, 0, INT64_MIN, 0 };
+	if (!full)
+		(void)index_foreach_seg(pix(p), ptid(p), p->id, sealed_walk_fn,
+					&sw); /* a bad summary: index from it */
+	if (sw.max_ts > c->running_max)
+		c->running_max = sw.max_ts;
 	bool reindex = full;
-	for (size_t i = 0; i + 1 < p->nbases; i++) {
-		struct seg_meta sm;
+	for (size_t i = full ? 0 : sw.known; i + 1 < p->nbases; i++) {
 		uint64_t b = p->bases[i];
-		if (!reindex && index_seg_get(pix(p), ptid(p), p->id, b, &sm) == 0) {
-			if (sm.max_ts > c->running_max)
-				c->running_max = sm.max_ts;
-			continue;
-		}
 		if (!reindex)
 			drop_stale_entries(p, c, b, &stale_from);
 		reindex = true;
@@ -725,13 +770,21 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 	int64_t segmax = res.seg_max_ts;
 	if (start_pos != 0 && running > segmax)
 		segmax = running; /* an upper bound is safe for retention */
+	/* The bytes of the log.  Under a byte limit they decide deletions:
+	 * ask the files.  Otherwise they are only reported, and the
+	 * summaries say it without a system call per segment. */
 	uint64_t total = res.valid_end;
-	for (size_t i = 0; i + 1 < p->nbases; i++) {
-		struct stat sst;
-		char sp[MQ_PATH_MAX];
-		partition_seg_path(p, p->bases[i], sp);
-		if (stat(sp, &sst) == 0)
-			total += (uint64_t)sst.st_size;
+	size_t from = 0;
+	if (pcfg(p)->retention_bytes <= 0 && !full) {
+		total += sw.bytes;
+		from = sw.known;
+	}
+	if (from + 1 < p->nbases) {
+		int dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		for (size_t i = from; i + 1 < p->nbases; i++)
+			total += sealed_size(p, dfd, p->bases[i]);
+		if (dfd >= 0)
+			close(dfd);
 	}
 	set_state(st, last, res.valid_end, res.next_offset, so,
 		  modify ? (full ? res.next_offset : last) : 0, res.max_ts,
