@@ -497,6 +497,30 @@ else
 fi
 
 # ---------------------------------------------------------------------------
+# a damaged index: meta/data.mdb with an impossible page size
+# ---------------------------------------------------------------------------
+
+M=$W/mdb
+expect 0 "create a topic for the damaged index" create "$M" idx
+expect_in 0 "produce 20 records" "$W/torn.txt" produce "$M" idx
+cp "$M/meta/data.mdb" "$W/data.mdb.good"
+# The page size of the first meta page (byte 16 + 24): 1000.
+printf '\xe8\x03\x00\x00' |
+	dd of="$M/meta/data.mdb" bs=1 seek=40 conv=notrunc status=none
+expect 3 "verify finds meta/data.mdb damaged" verify "$M"
+check "the message names the file and the way out" \
+	has_strings "$ERR" "data.mdb" "delete meta/"
+expect 3 "recover refuses the damaged index" recover "$M"
+check "the damaged index was not rewritten" \
+	test "$(cmp -l "$M/meta/data.mdb" "$W/data.mdb.good" | wc -l)" -le 4
+rm -rf "$M/meta"
+expect 0 "recover rebuilds the index without meta/" recover "$M"
+expect 0 "verify is clean after the rebuild" verify "$M"
+expect 0 "every record is still there" consume "$M" idx \
+	--from earliest --idle-exit 200 --format value
+check "the records read back exactly" cmp -s "$OUT" "$W/torn.txt"
+
+# ---------------------------------------------------------------------------
 # a record over the size limit
 # ---------------------------------------------------------------------------
 

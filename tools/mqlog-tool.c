@@ -2562,8 +2562,10 @@ static int cmd_verify(const struct command *cmd, int argc, char **argv)
 			return rc;
 	}
 
-	if (open_db(a.pos[0], MQLOG_OPEN_RDONLY, &db) != 0)
-		return EXIT_RUNTIME;
+	/* A damaged index refuses the open: that is corruption found too. */
+	rc = open_db(a.pos[0], MQLOG_OPEN_RDONLY, &db);
+	if (rc != 0)
+		return exit_for(rc);
 	rc = mqlog_verify(db, topic, verify_problem, &v, &st);
 	if (rc != 0 && rc != MQLOG_ECORRUPT) {
 		if (rc == MQLOG_ENOENT && topic != NULL)
@@ -2665,9 +2667,11 @@ static int cmd_recover(const struct command *cmd, int argc, char **argv)
 			return rc;
 	}
 
-	/* No CREATE: there is nothing to recover in a new directory. */
-	if (open_db(a.pos[0], 0, &db) != 0)
-		return EXIT_RUNTIME;
+	/* No CREATE: there is nothing to recover in a new directory.  A
+	 * damaged index refuses the open (the message says what to do). */
+	rc = open_db(a.pos[0], 0, &db);
+	if (rc != 0)
+		return exit_for(rc);
 	rc = mqlog_recover(db, topic, &st);
 	if (rc == 0 || rc == MQLOG_ECORRUPT)
 		printf("recovered %" PRIu64 " partition%s: removed %" PRIu64
