@@ -10,7 +10,8 @@
  * ones, nested transactions committed or aborted, trees four and more
  * levels deep.  Then the states that come from
  * outside the workload: a compacting and a plain copy, a map grown while
- * closed and while open.
+ * closed and while open, and environments created with the flags LMDB
+ * writes into the meta page (MDB_NOSUBDIR, MDB_FIXEDMAP).
  *
  * MQLOG_LMDBSTRESS_ROUNDS sets the number of commits of the workload
  * (default 3000), MQLOG_LMDBSTRESS_SEED its seed (default fixed).  A state
@@ -20,6 +21,7 @@
 #include "fixture.h"
 
 #include <check.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -709,6 +711,66 @@ START_TEST(test_map_resize)
 }
 END_TEST
 
+/*
+ * LMDB writes the environment's flags below 0x10000 into the meta page of
+ * a new file (mdb_env_init_meta0: mm_flags = me_flags & 0xffff, the flags
+ * of the free-page database): MDB_NOSUBDIR and MDB_FIXEDMAP stay there for
+ * the life of the file, and a compacting copy writes those of the copying
+ * environment.  Such a file, opened later as the index opens it, passes;
+ * any other flag there is still refused.
+ */
+START_TEST(test_env_flags_in_meta)
+{
+	static const unsigned flags[] = { MDB_NOSUBDIR, MDB_FIXEDMAP,
+					  MDB_NOSUBDIR | MDB_FIXEDMAP };
+	struct stress s = { 0 };
+	const char *file, *dir;
+	unsigned i;
+
+	memset(&fig, 0, sizeof fig);
+	s.seed = env_u64("MQLOG_LMDBSTRESS_SEED", DEFAULT_SEED) + 3;
+	rng_state = s.seed | 1;
+	for (i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+		dir = fx_path("%s/env%u", fx_dir, i);
+		ck_assert_int_eq(mkdir(dir, 0755), 0);
+		file = fx_path("%s/data.mdb", dir);
+		if (flags[i] & MDB_NOSUBDIR) {
+			env_open(&s, file, flags[i], 64ull << 20);
+		} else {
+			env_open(&s, dir, flags[i], 64ull << 20);
+		}
+		fill(&s, 60);
+		/* A compacting copy made by this environment. */
+		dir = fx_path("%s/copy%u", fx_dir, i);
+		ck_assert_int_eq(mkdir(dir, 0755), 0);
+		ck_assert_int_eq(
+			mdb_env_copy2(s.env,
+				      flags[i] & MDB_NOSUBDIR ?
+					      fx_path("%s/data.mdb", dir) :
+					      dir,
+				      MDB_CP_COMPACT),
+			0);
+		env_close(&s);
+		/* Both opened as the index opens them. */
+		check_copy(&s, fx_path("%s/env%u", fx_dir, i));
+		check_copy(&s, dir);
+	}
+	/* Any other bit there is still damage. */
+	file = fx_path("%s/data.mdb", dir);
+	for (i = 0; i < 2; i++) {
+		uint16_t bad = i ? 0x400c : 0x0018; /* DUPSORT, DUPFIXED */
+		int fd = open(file, O_WRONLY);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(pwrite(fd, &bad, sizeof bad, 16 + 24 + 4),
+				 (ssize_t)sizeof bad);
+		close(fd);
+		ck_assert_int_eq(lmdbcheck_meta(file), MQLOG_ECORRUPT);
+	}
+	print_figures("env flags");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lmdbstress");
@@ -721,6 +783,7 @@ int main(void)
 	tcase_add_test(tc, test_random_workload);
 	tcase_add_test(tc, test_copies);
 	tcase_add_test(tc, test_map_resize);
+	tcase_add_test(tc, test_env_flags_in_meta);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
