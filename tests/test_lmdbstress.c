@@ -393,6 +393,7 @@ static void op_puts(struct stress *s, MDB_txn *txn, unsigned n, bool max_keys,
  * overflow runs grow, shrink in place or become inline values. */
 static void op_overwrite(struct stress *s, MDB_txn *txn, unsigned n)
 {
+	uint8_t at[MAX_KEY];
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
@@ -403,6 +404,9 @@ static void op_overwrite(struct stress *s, MDB_txn *txn, unsigned n)
 		k.mv_size = 1;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && n--) {
+		/* The key LMDB gave points into the page it rewrites. */
+		memcpy(at, k.mv_data, k.mv_size);
+		k.mv_data = at;
 		fill_value(&v, rand_vsize(chance(30)));
 		rc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
 		ck_assert_msg(rc == 0, "put CURRENT: %s", mdb_strerror(rc));
