@@ -10,8 +10,9 @@
  * ones, nested transactions committed or aborted, trees four and more
  * levels deep.  Then the states that come from
  * outside the workload: a compacting and a plain copy, a map grown while
- * closed and while open, and environments created with the flags LMDB
- * writes into the meta page (MDB_NOSUBDIR, MDB_FIXEDMAP).
+ * closed and while open, environments created with the flags LMDB
+ * writes into the meta page (MDB_NOSUBDIR, MDB_FIXEDMAP), and one that
+ * writes through its map (MDB_WRITEMAP).
  *
  * MQLOG_LMDBSTRESS_ROUNDS sets the number of commits of the workload
  * (default 3000), MQLOG_LMDBSTRESS_SEED its seed (default fixed).  A state
@@ -65,6 +66,14 @@ static const char *db_name(unsigned i)
 
 static uint64_t rng_state;
 
+/* Seeds that differ in any bit give unrelated streams (never state 0). */
+static void rnd_seed(uint64_t seed)
+{
+	rng_state = (seed + 1) * 0x9e3779b97f4a7c15ull;
+	if (rng_state == 0)
+		rng_state = 1;
+}
+
 static uint64_t rnd(void)
 {
 	uint64_t x = rng_state;
@@ -106,6 +115,7 @@ struct stress {
 	uint64_t seed;	  /* of this run, for messages */
 	uint64_t append;  /* counter of MDB_APPEND keys */
 	uint64_t entries; /* in all named databases, last commit */
+	bool writemap;	  /* MDB_WRITEMAP: no nested transactions */
 };
 
 static struct {
@@ -531,7 +541,7 @@ static void one_txn(struct stress *s)
 	ck_assert_int_eq(mdb_txn_begin(s->env, NULL, 0, &txn), 0);
 	if (full && r < 50)
 		r = chance(60) ? 92 : 99; /* a big delete or a drop */
-	if (r < 96 && chance(10)) {
+	if (r < 96 && !s->writemap && chance(10)) {
 		ck_assert_int_eq(mdb_txn_begin(s->env, txn, 0, &child), 0);
 		txn_body(s, child, r);
 		if (chance(75)) {
@@ -577,7 +587,7 @@ START_TEST(test_random_workload)
 
 	memset(&fig, 0, sizeof fig);
 	s.seed = env_u64("MQLOG_LMDBSTRESS_SEED", DEFAULT_SEED);
-	rng_state = s.seed | 1;
+	rnd_seed(s.seed);
 	env_open(&s, fx_path("%s/env", fx_dir), 0, MAP_SIZE);
 	for (i = 0; i < rounds; i++)
 		one_txn(&s);
@@ -636,7 +646,7 @@ START_TEST(test_copies)
 
 	memset(&fig, 0, sizeof fig);
 	s.seed = env_u64("MQLOG_LMDBSTRESS_SEED", DEFAULT_SEED) + 1;
-	rng_state = s.seed | 1;
+	rnd_seed(s.seed);
 	env_open(&s, fx_path("%s/env", fx_dir), 0, MAP_SIZE);
 	fill(&s, 300);
 	for (i = 0; i < 2; i++) {
@@ -676,7 +686,7 @@ START_TEST(test_map_resize)
 
 	memset(&fig, 0, sizeof fig);
 	s.seed = env_u64("MQLOG_LMDBSTRESS_SEED", DEFAULT_SEED) + 2;
-	rng_state = s.seed | 1;
+	rnd_seed(s.seed);
 	env_open(&s, dir, 0, map);
 	/* Fill a 1 MB map until it is full, then grow it open. */
 	while (grown < 4) {
@@ -733,7 +743,7 @@ START_TEST(test_env_flags_in_meta)
 
 	memset(&fig, 0, sizeof fig);
 	s.seed = env_u64("MQLOG_LMDBSTRESS_SEED", DEFAULT_SEED) + 3;
-	rng_state = s.seed | 1;
+	rnd_seed(s.seed);
 	for (i = 0; i < sizeof flags / sizeof flags[0]; i++) {
 		dir = fx_path("%s/env%u", fx_dir, i);
 		ck_assert_int_eq(mkdir(dir, 0755), 0);
@@ -775,6 +785,23 @@ START_TEST(test_env_flags_in_meta)
 }
 END_TEST
 
+/* MDB_WRITEMAP: LMDB writes pages through its map, flags and all, and the
+ * file is as long as the map; what it commits passes all the same. */
+START_TEST(test_writemap)
+{
+	struct stress s = { 0 };
+
+	memset(&fig, 0, sizeof fig);
+	s.seed = env_u64("MQLOG_LMDBSTRESS_SEED", DEFAULT_SEED) + 4;
+	rnd_seed(s.seed);
+	s.writemap = true;
+	env_open(&s, fx_path("%s/env", fx_dir), MDB_WRITEMAP, 256ull << 20);
+	fill(&s, 300);
+	env_close(&s);
+	print_figures("writemap");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lmdbstress");
@@ -788,6 +815,7 @@ int main(void)
 	tcase_add_test(tc, test_copies);
 	tcase_add_test(tc, test_map_resize);
 	tcase_add_test(tc, test_env_flags_in_meta);
+	tcase_add_test(tc, test_writemap);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
