@@ -28,8 +28,9 @@
  *
  *   meta (at byte 16 of pages 0 and 1)
  *     0  u32 magic 0xBEEFC0DE, 4 u32 version 1, 8 address, 16 mapsize,
- *    24  db[0]: the free-page database (its pad is psize, its flags the
- *        environment's persistent flags: INTEGERKEY 0x08 only, here)
+ *    24  db[0]: the free-page database (its pad is psize, its flags
+ *        INTEGERKEY 0x08 plus the flags below 0x10000 of the environment
+ *        that created the file: FIXEDMAP 0x01, NOSUBDIR 0x4000)
  *    72  db[1]: the main database (names of the named databases)
  *   120  u64 last_pg, 128 u64 txnid
  *
@@ -93,6 +94,15 @@
 #define LC_F_DUPDATA 0x04u
 
 #define LC_INTEGERKEY 0x08u /* the free-page database's (and env's) flags */
+/*
+ * The flags of the free-page database are those of the environment that
+ * created the file, masked to 16 bits (mdb_env_init_meta0: mm_flags =
+ * me_flags & 0xffff | MDB_INTEGERKEY), for good: no commit changes them,
+ * and a compacting copy writes those of the copying environment.  Of the
+ * flags mdb_env_open accepts, MDB_FIXEDMAP and MDB_NOSUBDIR fall below
+ * 0x10000; LMDB reads neither back from the meta page.
+ */
+#define LC_ENV_FLAGS_KEPT 0x4001u
 
 /* Offsets in the meta and in a db record. */
 #define LC_M_MAGIC   0u
@@ -491,6 +501,8 @@ static int lc_tree(struct lc *c, const uint8_t *db, enum lc_kind kind,
 		snprintf(c->db, sizeof c->db, "%s", name);
 	}
 
+	if (kind == LC_FREE)
+		flags &= ~LC_ENV_FLAGS_KEPT;
 	if (flags != (kind == LC_FREE ? LC_INTEGERKEY : 0u)) {
 		rc = lc_bad(c, from, "database flags 0x%x", flags);
 		goto out;
@@ -536,7 +548,8 @@ static int lc_meta_ok(const char *file, const uint8_t *m, unsigned slot,
 		snprintf(what, sizeof what, "page size %u", ps);
 		return lc_bad_meta(file, slot, what);
 	}
-	if (lc_ld16(m + LC_M_DBS + LC_D_FLAGS) != LC_INTEGERKEY) {
+	if ((lc_ld16(m + LC_M_DBS + LC_D_FLAGS) & ~LC_ENV_FLAGS_KEPT) !=
+	    LC_INTEGERKEY) {
 		snprintf(what, sizeof what, "environment flags 0x%x",
 			 lc_ld16(m + LC_M_DBS + LC_D_FLAGS));
 		return lc_bad_meta(file, slot, what);
