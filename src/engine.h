@@ -345,6 +345,9 @@ void partition_seg_path(const struct partition *p, uint64_t base,
 int partition_rebuild_index(struct partition *p, uint64_t *entries,
 			    uint64_t *truncated);
 void partition_info_fill(struct partition *p, mqlog_partition_info *info);
+/* How full the partition is against its count and byte limits (0 when it
+ * has none): the usage of partition_info_fill(), without its file reads. */
+double partition_usage(struct partition *p);
 
 /* retention.c */
 

@@ -1836,11 +1836,31 @@ int partition_rebuild_index(struct partition *p, uint64_t *entries,
 	return rc;
 }
 
+double partition_usage(struct partition *p)
+{
+	const mqlog_topic_config *c = pcfg(p);
+	double usage = 0;
+	struct pview v;
+
+	if (c->max_messages > 0) {
+		state_read_view(p->st, &v);
+		usage = (double)(v.end_offset - v.start_offset) /
+			(double)c->max_messages;
+	}
+	if (c->retention_bytes > 0) {
+		double u = (double)MQ_LOAD_RELAXED(&p->st->total_bytes) /
+			   (double)c->retention_bytes;
+		if (u > usage)
+			usage = u;
+	}
+	return usage;
+}
+
 void partition_info_fill(struct partition *p, mqlog_partition_info *info)
 {
 	struct pview v;
-	char path[MQ_PATH_MAX];
 	uint64_t bytes = 0;
+	int dfd;
 
 	state_read_view(p->st, &v);
 	memset(info, 0, sizeof *info);
@@ -1849,33 +1869,19 @@ void partition_info_fill(struct partition *p, mqlog_partition_info *info)
 	info->durable_offset = MQ_LOAD(&p->st->durable_offset);
 	info->active_base = v.seg_base;
 	info->failed = MQ_LOAD(&p->st->failed) ? 1 : 0;
+	dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	pthread_mutex_lock(&p->mu);
 	(void)refresh_segments_locked(p);
 	info->segments = p->nbases;
 	for (size_t i = 0; i < p->nbases; i++) {
-		if (p->bases[i] == v.seg_base) {
+		if (p->bases[i] == v.seg_base)
 			bytes += v.seg_end_pos;
-			continue;
-		}
-		partition_seg_path(p, p->bases[i], path);
-		int fd = io_open(path, O_RDONLY, 0);
-		uint64_t sz = 0;
-		if (fd >= 0) {
-			if (io_file_size(fd, &sz) == 0)
-				bytes += sz;
-			io_close(fd);
-		}
+		else
+			bytes += sealed_size(p, dfd, p->bases[i]);
 	}
 	pthread_mutex_unlock(&p->mu);
+	if (dfd >= 0)
+		close(dfd);
 	info->bytes = bytes;
-	const mqlog_topic_config *c = pcfg(p);
-	if (c->max_messages > 0)
-		info->usage = (double)(v.end_offset - v.start_offset) /
-			      (double)c->max_messages;
-	if (c->retention_bytes > 0) {
-		double u = (double)MQ_LOAD_RELAXED(&p->st->total_bytes) /
-			   (double)c->retention_bytes;
-		if (u > info->usage)
-			info->usage = u;
-	}
+	info->usage = partition_usage(p);
 }

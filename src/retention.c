@@ -349,16 +349,17 @@ void retention_wait(struct partition *p, uint32_t seen, uint64_t deadline_ns)
 void retention_watermark(struct partition *p)
 {
 	struct mqlog *db = p->t->db;
-	mqlog_partition_info pi;
+	double usage;
 
 	if (!db->on_watermark)
 		return;
-	partition_info_fill(p, &pi);
-	if (pi.usage >= db->watermark) {
+	/* After every append of a limited topic: no file is read. */
+	usage = partition_usage(p);
+	if (usage >= db->watermark) {
 		if (!p->above_watermark) {
 			p->above_watermark = true;
 			db->on_watermark(db->watermark_arg, p->t->name, p->id,
-					 pi.usage);
+					 usage);
 		}
 	} else {
 		p->above_watermark = false;

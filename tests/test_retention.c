@@ -479,6 +479,43 @@ START_TEST(test_watermark)
 }
 END_TEST
 
+START_TEST(test_watermark_reads_no_files)
+{
+	/* With a watermark callback, every append of a limited topic checks
+	 * the usage: from the shared state, never by opening the partition's
+	 * segment files (that made each append cost a system call per
+	 * segment). */
+	struct wm w = { 0, 0 };
+	mqlog_partition_info pi;
+	mqlog_options o;
+	size_t opens = 0;
+	mqlog *db;
+	mqlog_topic *t;
+
+	mqlog_options_init(&o);
+	o.on_watermark = on_wm;
+	o.watermark_arg = &w;
+	ck_assert_int_eq(mqlog_open(fx_dir, &o, &db), 0);
+	t = make_topic(db, 1000000, MQLOG_UNLIMITED, MQLOG_FULL_DROP_OLDEST,
+		       4096);
+	ck_assert_int_eq(append_n(t, 0, 300), 0);
+	ck_assert_int_eq(mqlog_partition_stat(t, 0, &pi), 0);
+	ck_assert_uint_ge(pi.segments, 4);
+
+	io_record_start();
+	ck_assert_int_eq(append_n(t, 300, 20), 0);
+	io_record_stop();
+	for (size_t i = 0; i < io_record_count(); i++)
+		opens += io_record_get(i)->op == IO_REC_OPEN;
+	io_record_free();
+	/* Twenty appends roll at most once or twice (one new file each). */
+	ck_assert_uint_le(opens, 2);
+	ck_assert_int_eq(w.calls, 0);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("retention");
@@ -487,6 +524,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_count_drop_oldest_exact);
+	tcase_add_test(tc, test_watermark_reads_no_files);
 	tcase_add_test(tc, test_count_reject);
 	tcase_add_test(tc, test_block_unblocks_on_release);
 	tcase_add_test(tc, test_block_times_out);
