@@ -204,12 +204,19 @@ int partition_next_segment(struct partition *p, uint64_t base, uint64_t *next)
 				return r;
 			}
 		}
-		for (size_t i = 0; i < p->nbases; i++) {
-			if (p->bases[i] > base) {
-				*next = p->bases[i];
-				rc = 0;
-				break;
-			}
+		/* The first base above @base (bases are sorted): readers
+		 * step through thousands of segments this way. */
+		size_t lo = 0, hi = p->nbases;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (p->bases[mid] <= base)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < p->nbases) {
+			*next = p->bases[lo];
+			rc = 0;
 		}
 		pthread_mutex_unlock(&p->mu);
 	}
