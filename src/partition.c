@@ -514,14 +514,6 @@ static int clamp_group_offsets(struct partition *p, uint64_t end)
 	return 0;
 }
 
-/*
- * Rebuild the partition's view of itself from its segment files: find the
- * active segment, scan its tail from the last trustworthy index entry,
- * truncate an invalid tail (when @modify), catch the index up, and fill the
- * state.  With @full the derived index is cleared and rebuilt from every
- * segment.  Caller holds the append lock or the state file's OFD lock, or
- * owns a private state.
- */
 /* The leading sealed segments that have a summary in the index. */
 struct sealed_walk {
 	const uint64_t *bases; /* the partition's segments, in order */
@@ -565,6 +557,14 @@ static uint64_t sealed_size(const struct partition *p, int dfd, uint64_t base)
 	return stat(path, &sst) == 0 ? (uint64_t)sst.st_size : 0;
 }
 
+/*
+ * Rebuild the partition's view of itself from its segment files: find the
+ * active segment, scan its tail from the last trustworthy index entry,
+ * truncate an invalid tail (when @modify), catch the index up, and fill the
+ * state.  With @full the derived index is cleared and rebuilt from every
+ * segment.  Caller holds the append lock or the state file's OFD lock, or
+ * owns a private state.
+ */
 static int recover_locked(struct partition *p, bool modify, bool full,
 			  struct recover_out *out)
 {
