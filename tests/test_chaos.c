@@ -272,6 +272,7 @@ struct slot {
 	uint64_t order;      /* incarnation << 32 | seq */
 	uint32_t deliveries; /* times handed to the group */
 	uint64_t first_member; /* member that got it first */
+	uint64_t first_gen;    /* the generation it got it in */
 };
 
 struct part_log {
@@ -366,24 +367,38 @@ static void on_msg(const struct cmsg *m)
 		int mi = member_slot(m->a);
 		if (s->deliveries++ == 0) {
 			s->first_member = m->a;
+			s->first_gen = m->b;
 		} else {
 			/* Twice: only after the first member crashed or
 			 * lost its lease (judged at the end, when every LOST
-			 * is in), and never below what it committed. */
-			int fi = member_slot(s->first_member);
+			 * is in), and never below what it committed.  A
+			 * report from an older generation than the first
+			 * one comes from a member stopped between its poll
+			 * and its report: its poll handed the record out
+			 * first, while it still owned the partition. */
+			uint64_t first = s->first_member, second = m->a;
+			uint64_t first_commit;
+			if (m->b < s->first_gen) {
+				first = m->a;
+				second = s->first_member;
+				s->first_member = m->a;
+				s->first_gen = m->b;
+			}
+			int fi = member_slot(first);
 			if (K.ndup == K.capdup) {
 				K.capdup = K.capdup ? K.capdup * 2 : 64;
 				K.dupl = realloc(K.dupl,
 						 K.capdup * sizeof *K.dupl);
 				ck_assert_ptr_nonnull(K.dupl);
 			}
-			K.dupl[K.ndup++] = (struct dup){ m->part, m->off,
-							 s->first_member, m->a };
-			ck_assert_msg(m->off >= K.members[fi].committed[m->part],
-				      "%u/%" PRIu64 " handed out again below its "
+			K.dupl[K.ndup++] =
+				(struct dup){ m->part, m->off, first, second };
+			first_commit = K.members[fi].committed[m->part];
+			ck_assert_msg(m->off >= first_commit,
+				      "%u/%" PRIu64
+				      " handed out again below its "
 				      "member's commit %" PRIu64,
-				      m->part, m->off,
-				      K.members[fi].committed[m->part]);
+				      m->part, m->off, first_commit);
 			K.dups++;
 		}
 		(void)mi;
