@@ -932,8 +932,11 @@ static int ensure_active(struct partition *p)
 		return mq_err(fd, "%s", path);
 	p->active_fd = fd;
 	p->active_base = base;
+	/* Another process rolled, perhaps more than once: list the files
+	 * again rather than append @base after a gap (a reader would take
+	 * the gap for a hole in the log, retention for deletable files). */
 	pthread_mutex_lock(&p->mu);
-	int rc = add_base_locked(p, base);
+	int rc = have_base_locked(p, base) ? 0 : refresh_segments_locked(p);
 	pthread_mutex_unlock(&p->mu);
 	return rc;
 }

@@ -618,6 +618,46 @@ START_TEST(test_partition_directory_recreated)
 }
 END_TEST
 
+/* Another process rolls several times while this one keeps the partition
+ * open; this one's next append opens the new active segment.  Its list of
+ * segments must not skip the ones in between: a reader would take the gap
+ * for a hole in the log. */
+START_TEST(test_rolls_by_another_process)
+{
+	mqlog *db = h_open(dbdir());
+	mqlog_topic *t = make_topic(db, 4096);
+	mqlog_reader *r;
+	uint64_t bases[64], next = 0;
+	size_t n0, n1;
+
+	fill(t, 3, 900);
+	n0 = segs(bases, 64);
+	run_child_fill(20, 900);
+	n1 = segs(bases, 64);
+	ck_assert_uint_ge(n1, n0 + 3);
+	/* Appends that ask nothing else of the partition first (fill()
+	 * reads its info, which lists the files again). */
+	for (int i = 0; i < 2; i++) {
+		char val[1000];
+		mqlog_msg m = { .value = { val, 0 }, .timestamp = 1000 };
+		uint64_t off = 0;
+		m.value.len = (size_t)snprintf(val, sizeof val, "v%d", 23 + i);
+		memset(val + m.value.len, '.', 900);
+		m.value.len += 900;
+		m.timestamp = 1000 + 10 * (23 + i);
+		ck_assert_int_eq(
+			mqlog_append(t, 0, &m, 1, MQLOG_SYNC_NONE, &off), 0);
+		ck_assert_uint_eq(off, 23 + (uint64_t)i);
+	}
+	r = open_reader(t, 0);
+	ck_assert_int_eq(read_checked(r, &next), 0);
+	ck_assert_uint_eq(next, 25);
+	mqlog_reader_close(r);
+	mqlog_topic_close(t);
+	mqlog_close(db);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("seek");
@@ -637,6 +677,7 @@ int main(void)
 	tcase_add_test(tc, test_append_after_lock_owner_died);
 	tcase_add_test(tc, test_sync_after_sync_owner_died);
 	tcase_add_test(tc, test_partition_directory_recreated);
+	tcase_add_test(tc, test_rolls_by_another_process);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
