@@ -942,30 +942,57 @@ uint64_t ix_check_every_open_bytes = IX_CHECK_EVERY_OPEN_BYTES;
 uint64_t ix_checks_run;
 
 /*
- * meta/checked: this boot's id and the identity of the data.mdb walked
- * clean in it.  The walk finds what a power cut, a disk or a hand did to the
- * file while no process of this boot had it checked; a large data.mdb is
- * walked again only in a new boot or when it is another file.  Written
- * best-effort by read-write opens, never synced (a reboot voids it anyway).
+ * meta/checked: which data.mdb was walked clean in this boot.  The walk
+ * finds what a power cut, a disk or a hand did to the file while no process
+ * of this boot had it checked; a large data.mdb is walked again only in a
+ * new boot, or when it is another file (device, inode, birth time), or one
+ * that shrank (LMDB 0.9 never shrinks its file) or went back to an older
+ * transaction (a copy restored over it).  Written best-effort by read-write
+ * opens, never synced: a reboot voids it anyway.
  */
 struct ix_checked {
-	uint8_t boot[16];
-	uint64_t dev, ino;
+	uint8_t boot[16];  /* /proc/sys/kernel/random/boot_id */
+	uint64_t dev, ino; /* the file */
+	int64_t btime_sec; /* its birth time, 0 when unknown */
+	uint32_t btime_nsec;
+	uint32_t pad;
+	uint64_t size;	/* its size at the walk */
+	uint64_t txnid; /* the transaction walked */
 };
 
-static bool ix_checked_get(const char *meta_dir, const struct stat *st,
-			   struct ix_checked *want)
+/* This boot and @file's identity into @c (size and txnid left 0). */
+static bool ix_checked_self(const char *file, struct ix_checked *c,
+			    uint64_t *size)
+{
+	struct statx sx;
+
+	memset(c, 0, sizeof *c);
+	if (!state_boot_id(c->boot))
+		return false;
+	if (statx(AT_FDCWD, file, 0, STATX_INO | STATX_SIZE | STATX_BTIME,
+		  &sx) != 0)
+		return false;
+	c->dev = (uint64_t)sx.stx_dev_major << 32 | sx.stx_dev_minor;
+	c->ino = sx.stx_ino;
+	if (sx.stx_mask & STATX_BTIME) {
+		c->btime_sec = sx.stx_btime.tv_sec;
+		c->btime_nsec = sx.stx_btime.tv_nsec;
+	}
+	*size = sx.stx_size;
+	return true;
+}
+
+/* Whether the marker says @self, now @size bytes at transaction @txnid,
+ * was walked clean in this boot. */
+static bool ix_checked_match(const char *meta_dir,
+			     const struct ix_checked *self, uint64_t size,
+			     uint64_t txnid)
 {
 	char path[4112];
 	struct ix_checked have;
 	ssize_t n;
 	int fd;
 
-	memset(want, 0, sizeof *want);
-	if (!state_boot_id(want->boot))
-		return false;
-	want->dev = (uint64_t)st->st_dev;
-	want->ino = (uint64_t)st->st_ino;
 	snprintf(path, sizeof path, "%s/checked", meta_dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -973,7 +1000,11 @@ static bool ix_checked_get(const char *meta_dir, const struct stat *st,
 	n = pread(fd, &have, sizeof have, 0);
 	close(fd);
 	return n == (ssize_t)sizeof have &&
-	       memcmp(&have, want, sizeof have) == 0;
+	       memcmp(have.boot, self->boot, sizeof have.boot) == 0 &&
+	       have.dev == self->dev && have.ino == self->ino &&
+	       have.btime_sec == self->btime_sec &&
+	       have.btime_nsec == self->btime_nsec && size >= have.size &&
+	       txnid >= have.txnid;
 }
 
 static void ix_checked_put(const char *meta_dir, const struct ix_checked *c)
@@ -996,7 +1027,22 @@ static void ix_checked_put(const char *meta_dir, const struct ix_checked *c)
 		unlink(tmp);
 }
 
-static int ix_check_walk(struct index *ix, const char *file)
+/* The transaction a read transaction sees now. */
+static int ix_txnid_now(struct index *ix, uint64_t *txnid)
+{
+	MDB_txn *txn;
+	int rc = ix_read_begin(ix, &txn);
+
+	if (rc)
+		return rc;
+	*txnid = mdb_txn_id(txn);
+	mdb_txn_abort(txn);
+	ix_unlock(ix);
+	return 0;
+}
+
+/* Walk data.mdb; *walked: the transaction walked. */
+static int ix_check_walk(struct index *ix, const char *file, uint64_t *walked)
 {
 	MDB_txn *txn;
 	uint64_t txnid = 0;
@@ -1014,6 +1060,7 @@ static int ix_check_walk(struct index *ix, const char *file)
 						ix->env));
 		mdb_txn_abort(txn);
 		ix_unlock(ix);
+		*walked = txnid;
 		if (rc != 1)
 			return rc;
 	}
@@ -1027,19 +1074,23 @@ static int ix_check_walk(struct index *ix, const char *file)
 static int ix_check_structure(struct index *ix, const char *meta_dir,
 			      const char *file)
 {
-	struct ix_checked c;
-	struct stat st;
-	bool large;
+	struct ix_checked self;
+	uint64_t size = 0, txnid = 0;
+	bool known;
 	int rc;
 
-	if (stat(file, &st) != 0)
-		return mq_err(-errno, "%s: stat", file);
-	large = (uint64_t)st.st_size > ix_check_every_open_bytes;
-	if (large && ix_checked_get(meta_dir, &st, &c))
+	known = ix_checked_self(file, &self, &size);
+	if (known && size > ix_check_every_open_bytes &&
+	    ix_txnid_now(ix, &txnid) == 0 &&
+	    ix_checked_match(meta_dir, &self, size, txnid))
 		return 0;
-	rc = ix_check_walk(ix, file);
-	if (rc == 0 && large && !ix->rdonly && c.ino)
-		ix_checked_put(meta_dir, &c);
+	rc = ix_check_walk(ix, file, &txnid);
+	if (rc == 0 && known && size > ix_check_every_open_bytes &&
+	    !ix->rdonly) {
+		self.size = size;
+		self.txnid = txnid;
+		ix_checked_put(meta_dir, &self);
+	}
 	return rc;
 }
 

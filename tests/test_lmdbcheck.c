@@ -407,6 +407,47 @@ START_TEST(test_large_walked_once_per_boot)
 	mqlog_close(db);
 	ck_assert_uint_eq(ix_checks_run, runs + 1);
 
+	/* The same file overwritten in place (same inode) with an older
+	 * copy of itself: a lower transaction, walked. */
+	{
+		size_t olen;
+		uint8_t *old = h_slurp(file, &olen);
+		mqlog_topic_config tc = h_cfg(1, 1u << 20, MQLOG_SYNC_NONE);
+
+		/* Later transactions, walked (the marker is voided first). */
+		db = h_open(fx_dir);
+		h_create(db, "later", &tc);
+		mqlog_close(db);
+		ck_assert_int_eq(unlink(marker), 0);
+		db = h_open(fx_dir);
+		mqlog_close(db);
+		ck_assert_int_eq(access(marker, F_OK), 0);
+		runs = ix_checks_run;
+		fd = open(file, O_WRONLY | O_TRUNC);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, old, olen), (ssize_t)olen);
+		close(fd);
+		free(old);
+		db = h_open(fx_dir);
+		mqlog_close(db);
+		ck_assert_uint_eq(ix_checks_run, runs + 1);
+	}
+
+	/* The same file cut short in place: LMDB never shrinks it, so it is
+	 * walked, and the pages past the cut found missing (not a SIGBUS
+	 * inside LMDB). */
+	{
+		uint64_t root = ld64(named_db("segments") + 40);
+		runs = ix_checks_run;
+		ck_assert_int_eq(truncate(file, (off_t)(root * PSIZE)), 0);
+		mqlog_options_init(&opts);
+		ck_assert_int_eq(mqlog_open(fx_dir, &opts, &db),
+				 MQLOG_ECORRUPT);
+		ck_assert_uint_gt(ix_checks_run, runs);
+		ck_assert_int_eq(truncate(file, (off_t)plen), 0);
+		put_at(0, pristine, plen);
+	}
+
 	/* Another file under the same name (restored from a copy): walked,
 	 * and its damage found. */
 	{
