@@ -510,6 +510,9 @@ printf '\xe8\x03\x00\x00' |
 expect 3 "verify finds meta/data.mdb damaged" verify "$M"
 check "the message names the file and the way out" \
 	has_strings "$ERR" "data.mdb" "delete meta/"
+expect 3 "verify --json finds it too" verify "$M" --json
+json_check "verify --json of a damaged index is one JSON document" "$OUT"
+check "its problem names data.mdb" has_strings "$OUT" "data.mdb" '"ok":false'
 expect 3 "recover refuses the damaged index" recover "$M"
 check "the damaged index was not rewritten" \
 	test "$(cmp -l "$M/meta/data.mdb" "$W/data.mdb.good" | wc -l)" -le 4

@@ -2562,8 +2562,25 @@ static int cmd_verify(const struct command *cmd, int argc, char **argv)
 			return rc;
 	}
 
-	/* A damaged index refuses the open: that is corruption found too. */
+	/* A damaged index refuses the open: that is corruption found too,
+	 * and --json still prints its one document. */
 	rc = open_db(a.pos[0], MQLOG_OPEN_RDONLY, &db);
+	if (rc == MQLOG_ECORRUPT && v.json) {
+		char file[4200];
+
+		snprintf(file, sizeof file, "%s/meta/data.mdb", a.pos[0]);
+		fputs("{\"ok\":false,\"topics\":0,\"partitions\":0,"
+		      "\"segments\":0,\"batches\":0,\"records\":0,"
+		      "\"bytes\":0,\"index_entries\":0,\"problems\":["
+		      "\n{\"topic\":null,\"partition\":null,\"file\":",
+		      stdout);
+		json_cstr(stdout, file);
+		fputs(",\"position\":null,\"what\":", stdout);
+		json_cstr(stdout, mqlog_errmsg(NULL));
+		fputs("}]}\n", stdout);
+		rc = stdout_error();
+		return rc ? rc : EXIT_CORRUPT;
+	}
 	if (rc != 0)
 		return exit_for(rc);
 	rc = mqlog_verify(db, topic, verify_problem, &v, &st);
