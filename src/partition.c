@@ -579,6 +579,8 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 	uint64_t start_pos = 0, start_off, last, log_start;
 	uint64_t stale_from = UINT64_MAX; /* entries from here could not go */
 	int64_t running = INT64_MIN;
+	uint64_t *bases = NULL; /* a copy of p->bases */
+	size_t nb = 0;
 	int rc, fd = -1;
 
 	memset(out, 0, sizeof *out);
@@ -633,12 +635,26 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return mq_err(MQLOG_ENOMEM, "%s", p->dir);
+	/* Our own copy of the list: a reader thread of this process may
+	 * list the files again (and free the array) while we work. */
+	pthread_mutex_lock(&p->mu);
+	nb = p->nbases;
+	bases = nb ? malloc(nb * sizeof *bases) : NULL;
+	if (bases)
+		memcpy(bases, p->bases, nb * sizeof *bases);
+	pthread_mutex_unlock(&p->mu);
+	if (!bases) {
+		free(c);
+		return nb ? mq_err(MQLOG_ENOMEM, "%s", p->dir) :
+			    mq_err(MQLOG_ENOENT, "%s: no segment file left",
+				   p->dir);
+	}
 	c->p = p;
 	c->interval = pcfg(p)->index_interval_bytes;
 	c->write = modify;
 	c->running_max = INT64_MIN;
 
-	last = p->bases[p->nbases - 1];
+	last = bases[nb - 1];
 	start_off = last;
 
 	if (full && modify) {
@@ -650,19 +666,19 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 	 * segment after the first of them; with @full that is all of them.
 	 * The summaries are read in one walk: one lookup per segment costs
 	 * more than the rest of opening a partition of thousands. */
-	struct sealed_walk sw = { p->bases, p->nbases - 1, 0, INT64_MIN, 0 };
+	struct sealed_walk sw = { bases, nb - 1, 0, INT64_MIN, 0 };
 	if (!full)
 		(void)index_foreach_seg(pix(p), ptid(p), p->id, sealed_walk_fn,
 					&sw); /* a bad summary: index from it */
 	if (sw.max_ts > c->running_max)
 		c->running_max = sw.max_ts;
 	bool reindex = full;
-	for (size_t i = full ? 0 : sw.known; i + 1 < p->nbases; i++) {
-		uint64_t b = p->bases[i];
+	for (size_t i = full ? 0 : sw.known; i + 1 < nb; i++) {
+		uint64_t b = bases[i];
 		if (!reindex)
 			drop_stale_entries(p, c, b, &stale_from);
 		reindex = true;
-		rc = index_sealed(p, b, p->bases[i + 1], c);
+		rc = index_sealed(p, b, bases[i + 1], c);
 		if (rc)
 			goto out;
 	}
@@ -723,6 +739,7 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 				io_close(fd);
 			segmap_close(&m);
 			free(c);
+			free(bases);
 			return recover_locked(p, modify, true, out);
 		}
 	}
@@ -772,7 +789,7 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		}
 	}
 
-	uint64_t so = retention_recovered_start(p, log_start, p->bases[0],
+	uint64_t so = retention_recovered_start(p, log_start, bases[0],
 						res.next_offset);
 	int64_t segmax = res.seg_max_ts;
 	if (start_pos != 0 && running > segmax)
@@ -786,10 +803,10 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		total += sw.bytes;
 		from = sw.known;
 	}
-	if (from + 1 < p->nbases) {
+	if (from + 1 < nb) {
 		int dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		for (size_t i = from; i + 1 < p->nbases; i++)
-			total += sealed_size(p, dfd, p->bases[i]);
+		for (size_t i = from; i + 1 < nb; i++)
+			total += sealed_size(p, dfd, bases[i]);
 		if (dfd >= 0)
 			close(dfd);
 	}
@@ -821,6 +838,7 @@ out:
 		io_close(fd);
 	segmap_close(&m);
 	free(c);
+	free(bases);
 	if (rc)
 		mq_err_wrap(rc, "recover %s", p->dir);
 	return rc;
