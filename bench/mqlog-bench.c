@@ -458,8 +458,8 @@ void parse_options(int argc, char **argv, int from, struct bench_opts *o,
 							     INT64_MAX, false);
 			break;
 		case OPT_WAIT_SPIN:
-			o->wait_spin_us = (int64_t)parse_num(name, v, 0,
-							     1000000, false);
+			o->wait_spin_us =
+				(int64_t)parse_num(name, v, 0, 1000000, false);
 			break;
 		case OPT_SPIN:
 			o->spin = true;

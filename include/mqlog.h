@@ -51,26 +51,26 @@ extern "C" {
  * The error table: name, code, message.  Codes live far below the errno
  * range so that a negated errno can be returned unchanged beside them.
  */
-#define MQLOG_ERROR_MAP(X)                                                     \
-	X(EINVAL, -30601, "invalid argument")                                  \
-	X(ENOENT, -30602, "no such topic, partition or file")                  \
-	X(EEXIST, -30603, "already exists")                                    \
-	X(ETOOBIG, -30604, "record or batch too large")                        \
-	X(ECORRUPT, -30605, "data corruption detected")                        \
-	X(EIO, -30606, "input/output error")                                   \
-	X(EFULL, -30607, "topic is full")                                      \
-	X(EFAILED, -30608,                                                     \
-	  "partition is fail-stopped after a sync error; reopen to recover")   \
-	X(ENOMEM, -30609, "out of memory")                                     \
-	X(ETIMEDOUT, -30610, "timed out")                                      \
-	X(ERANGE, -30611, "offset out of range")                               \
-	X(EBUSY, -30612, "resource busy")                                      \
-	X(ERDONLY, -30613, "opened read-only")                                 \
-	X(EVERSION, -30614, "unsupported format version")                      \
-	X(EDELETED, -30615, "topic was deleted")                               \
-	X(ECLOSED, -30616, "handle is closed")                                 \
-	X(ESTALE, -30617,                                                      \
-	  "stale consumer group member: removed from the group, or the "       \
+#define MQLOG_ERROR_MAP(X)                                                   \
+	X(EINVAL, -30601, "invalid argument")                                \
+	X(ENOENT, -30602, "no such topic, partition or file")                \
+	X(EEXIST, -30603, "already exists")                                  \
+	X(ETOOBIG, -30604, "record or batch too large")                      \
+	X(ECORRUPT, -30605, "data corruption detected")                      \
+	X(EIO, -30606, "input/output error")                                 \
+	X(EFULL, -30607, "topic is full")                                    \
+	X(EFAILED, -30608,                                                   \
+	  "partition is fail-stopped after a sync error; reopen to recover") \
+	X(ENOMEM, -30609, "out of memory")                                   \
+	X(ETIMEDOUT, -30610, "timed out")                                    \
+	X(ERANGE, -30611, "offset out of range")                             \
+	X(EBUSY, -30612, "resource busy")                                    \
+	X(ERDONLY, -30613, "opened read-only")                               \
+	X(EVERSION, -30614, "unsupported format version")                    \
+	X(EDELETED, -30615, "topic was deleted")                             \
+	X(ECLOSED, -30616, "handle is closed")                               \
+	X(ESTALE, -30617,                                                    \
+	  "stale consumer group member: removed from the group, or the "     \
 	  "partition was reassigned")
 
 enum mqlog_error {
@@ -110,8 +110,8 @@ MQLOG_API const char *mqlog_errmsg(const struct mqlog *db);
 /* Basic types                                                              */
 /* ------------------------------------------------------------------------ */
 
-typedef struct mqlog mqlog;               /* an open data directory */
-typedef struct mqlog_topic mqlog_topic;   /* an open topic */
+typedef struct mqlog mqlog;		  /* an open data directory */
+typedef struct mqlog_topic mqlog_topic;	  /* an open topic */
 typedef struct mqlog_reader mqlog_reader; /* a cursor over one partition */
 
 /*
@@ -120,7 +120,7 @@ typedef struct mqlog_reader mqlog_reader; /* a cursor over one partition */
  */
 typedef struct mqlog_bytes {
 	const void *data; /* first byte, or NULL for null */
-	size_t len;       /* number of bytes */
+	size_t len;	  /* number of bytes */
 } mqlog_bytes;
 
 /* One record header: a key (never null) and a value (may be null). */
@@ -134,11 +134,11 @@ typedef struct mqlog_header {
 
 /* A record to append. */
 typedef struct mqlog_msg {
-	mqlog_bytes key;              /* null key: data == NULL */
-	mqlog_bytes value;            /* null value: data == NULL */
-	const mqlog_header *headers;  /* header_count headers, or NULL */
-	size_t header_count;          /* number of headers */
-	int64_t timestamp;            /* ms since the epoch, or MQLOG_TIMESTAMP_NOW */
+	mqlog_bytes key;	     /* null key: data == NULL */
+	mqlog_bytes value;	     /* null value: data == NULL */
+	const mqlog_header *headers; /* header_count headers, or NULL */
+	size_t header_count;	     /* number of headers */
+	int64_t timestamp; /* ms since the epoch, or MQLOG_TIMESTAMP_NOW */
 } mqlog_msg;
 
 /*
@@ -147,14 +147,15 @@ typedef struct mqlog_msg {
  * long they stay valid.
  */
 typedef struct mqlog_record {
-	uint32_t partition;      /* partition the record lives in */
-	uint64_t offset;         /* its offset */
-	int64_t timestamp;       /* ms since the epoch */
-	mqlog_bytes key;         /* data == NULL for a null key */
-	mqlog_bytes value;       /* data == NULL for a null value */
-	uint32_t header_count;   /* number of headers */
-	const void *headers_raw; /* encoded headers; decode with mqlog_record_headers() */
-	size_t headers_raw_len;  /* bytes at headers_raw */
+	uint32_t partition;	 /* partition the record lives in */
+	uint64_t offset;	 /* its offset */
+	int64_t timestamp;	 /* ms since the epoch */
+	mqlog_bytes key;	 /* data == NULL for a null key */
+	mqlog_bytes value;	 /* data == NULL for a null value */
+	uint32_t header_count;	 /* number of headers */
+	const void *headers_raw; /* encoded headers; decode with
+				    mqlog_record_headers() */
+	size_t headers_raw_len;	 /* bytes at headers_raw */
 } mqlog_record;
 
 /*
@@ -173,7 +174,8 @@ MQLOG_API int mqlog_record_headers(const mqlog_record *rec, mqlog_header *out,
 /* ------------------------------------------------------------------------ */
 
 #define MQLOG_OPEN_CREATE 0x1u /* create the directory if it does not exist */
-#define MQLOG_OPEN_RDONLY 0x2u /* read only: appends and changes fail (MQLOG_ERDONLY) */
+#define MQLOG_OPEN_RDONLY \
+	0x2u /* read only: appends and changes fail (MQLOG_ERDONLY) */
 
 /*
  * Called when a partition's usage (records against max_messages, bytes
@@ -186,26 +188,29 @@ typedef void (*mqlog_watermark_fn)(void *arg, const char *topic,
 				   uint32_t partition, double usage);
 
 typedef struct mqlog_options {
-	unsigned flags;         /* MQLOG_OPEN_* */
-	uint64_t map_size;      /* initial LMDB map size in bytes (grows on demand) */
-	uint32_t max_open_segments; /* per-process cache of open sealed segments (reserved) */
+	unsigned flags;	   /* MQLOG_OPEN_* */
+	uint64_t map_size; /* initial LMDB map size in bytes (grows on demand)
+			    */
+	uint32_t max_open_segments; /* per-process cache of open sealed segments
+				       (reserved) */
 	uint32_t maintenance_ms;    /* run retention in a background thread this
 				     * often (ms); 0 (default): only on append
 				     * and mqlog_maintain() */
-	double watermark;           /* usage fraction for on_watermark; default 0.8 */
+	double watermark; /* usage fraction for on_watermark; default 0.8 */
 	mqlog_watermark_fn on_watermark; /* NULL: none */
-	void *watermark_arg;        /* passed to on_watermark */
-	uint32_t wait_spin_us;      /* mqlog_reader_wait() and a consumer's poll
-				     * watch the log this long (µs) before they
-				     * sleep in the kernel: a record that
-				     * arrives meanwhile is seen in ~1 µs
-				     * rather than after a futex wake-up
-				     * (tens of µs at the tail).  Costs CPU
-				     * only while waiting.  Default 50; 0:
-				     * sleep at once */
+	void *watermark_arg;		 /* passed to on_watermark */
+	uint32_t wait_spin_us; /* mqlog_reader_wait() and a consumer's poll
+				* watch the log this long (µs) before they
+				* sleep in the kernel: a record that
+				* arrives meanwhile is seen in ~1 µs
+				* rather than after a futex wake-up
+				* (tens of µs at the tail).  Costs CPU
+				* only while waiting.  Default 50; 0:
+				* sleep at once */
 } mqlog_options;
 
-/* mqlog_options_init - fill @opts with the defaults (flags CREATE, 64 MiB map). */
+/* mqlog_options_init - fill @opts with the defaults (flags CREATE, 64 MiB map).
+ */
 MQLOG_API void mqlog_options_init(mqlog_options *opts);
 
 /*
@@ -247,49 +252,52 @@ MQLOG_API int mqlog_sync(mqlog *db);
 
 enum mqlog_sync_policy {
 	MQLOG_SYNC_DEFAULT = -1, /* use the topic's policy (append only) */
-	MQLOG_SYNC_NONE = 0,     /* page cache only: survives a process crash */
-	MQLOG_SYNC_INTERVAL = 1, /* background fdatasync every sync_interval_ms */
-	MQLOG_SYNC_ALWAYS = 2,   /* fdatasync before the append returns */
+	MQLOG_SYNC_NONE = 0,	 /* page cache only: survives a process crash */
+	MQLOG_SYNC_INTERVAL = 1, /* background fdatasync every sync_interval_ms
+				  */
+	MQLOG_SYNC_ALWAYS = 2,	 /* fdatasync before the append returns */
 };
 
 enum mqlog_full_policy {
 	MQLOG_FULL_DROP_OLDEST = 0, /* advance the log start */
-	MQLOG_FULL_REJECT = 1,      /* MQLOG_EFULL to the producer */
-	MQLOG_FULL_BLOCK = 2,       /* producer waits for space */
+	MQLOG_FULL_REJECT = 1,	    /* MQLOG_EFULL to the producer */
+	MQLOG_FULL_BLOCK = 2,	    /* producer waits for space */
 };
 
-#define MQLOG_UNLIMITED (-1)
+#define MQLOG_UNLIMITED	     (-1)
 #define MQLOG_MAX_PARTITIONS 100000u
 #define MQLOG_TOPIC_NAME_MAX 249
 
 typedef struct mqlog_topic_config {
-	uint32_t partitions;           /* 1..MQLOG_MAX_PARTITIONS; default 1 */
-	uint64_t segment_bytes;        /* roll size; >= 4096, default 1 GiB */
-	int sync;                      /* enum mqlog_sync_policy; default NONE */
-	uint32_t sync_interval_ms;     /* INTERVAL period; default 1000 */
-	int64_t retention_ms;          /* MQLOG_UNLIMITED or ms: sealed segments whose
-					* newest record is older are deleted */
-	int64_t retention_bytes;       /* MQLOG_UNLIMITED or bytes per partition */
-	int64_t max_messages;          /* MQLOG_UNLIMITED or records per partition
-					* (exact: the log start moves) */
-	int full_policy;               /* enum mqlog_full_policy, applied when a
-					* byte or record limit is reached;
-					* default DROP_OLDEST */
-	uint32_t max_record_bytes;     /* largest encoded record; default 1 MiB */
-	uint32_t index_interval_bytes; /* log bytes between index entries; default 4096 */
-	uint32_t full_block_ms;        /* BLOCK: longest wait for space; default 30000 */
-	int interest;                  /* 1: interest retention (work queue):
-					* records every registered consumer
-					* group committed past are freed; see
-					* mqlog_partition_interest().  0
-					* (default): off */
-	uint32_t max_attempts;         /* deliveries of a record to a group before
-					* mqlog_consumer_nack() sends it to the
-					* dead-letter topic <topic>.dlq instead of
-					* <topic>.retry; 1..1000, default 5 */
-	uint32_t retry_delay_ms;       /* delay of a nack that asks for the default
-					* (MQLOG_NACK_DEFAULT_DELAY); <= 86400000,
-					* default 1000 */
+	uint32_t partitions;	   /* 1..MQLOG_MAX_PARTITIONS; default 1 */
+	uint64_t segment_bytes;	   /* roll size; >= 4096, default 1 GiB */
+	int sync;		   /* enum mqlog_sync_policy; default NONE */
+	uint32_t sync_interval_ms; /* INTERVAL period; default 1000 */
+	int64_t retention_ms;	 /* MQLOG_UNLIMITED or ms: sealed segments whose
+				  * newest record is older are deleted */
+	int64_t retention_bytes; /* MQLOG_UNLIMITED or bytes per partition */
+	int64_t max_messages;	 /* MQLOG_UNLIMITED or records per partition
+				  * (exact: the log start moves) */
+	int full_policy;	 /* enum mqlog_full_policy, applied when a
+				  * byte or record limit is reached;
+				  * default DROP_OLDEST */
+	uint32_t max_record_bytes; /* largest encoded record; default 1 MiB */
+	uint32_t index_interval_bytes; /* log bytes between index entries;
+					  default 4096 */
+	uint32_t full_block_ms;	 /* BLOCK: longest wait for space; default 30000
+				  */
+	int interest;		 /* 1: interest retention (work queue):
+				  * records every registered consumer
+				  * group committed past are freed; see
+				  * mqlog_partition_interest().  0
+				  * (default): off */
+	uint32_t max_attempts;	 /* deliveries of a record to a group before
+				  * mqlog_consumer_nack() sends it to the
+				  * dead-letter topic <topic>.dlq instead of
+				  * <topic>.retry; 1..1000, default 5 */
+	uint32_t retry_delay_ms; /* delay of a nack that asks for the default
+				  * (MQLOG_NACK_DEFAULT_DELAY); <= 86400000,
+				  * default 1000 */
 } mqlog_topic_config;
 
 /* mqlog_topic_config_init - fill @cfg with the defaults listed above. */
@@ -335,8 +343,7 @@ MQLOG_API void mqlog_list_free(char **names, size_t count);
  * The handle is thread-safe and must be closed with mqlog_topic_close()
  * before @db is closed.  Returns MQLOG_ENOENT for an unknown topic.
  */
-MQLOG_API int mqlog_topic_open(mqlog *db, const char *name,
-			       mqlog_topic **out);
+MQLOG_API int mqlog_topic_open(mqlog *db, const char *name, mqlog_topic **out);
 MQLOG_API void mqlog_topic_close(mqlog_topic *t);
 
 /* mqlog_topic_config_get - the topic's configuration.  Thread-safe. */
@@ -356,15 +363,15 @@ MQLOG_API uint32_t mqlog_partition_for_key(const void *key, size_t len,
 					   uint32_t partitions);
 
 typedef struct mqlog_partition_info {
-	uint64_t start_offset;   /* first readable offset */
-	uint64_t end_offset;     /* next offset to be assigned (log end) */
+	uint64_t start_offset;	 /* first readable offset */
+	uint64_t end_offset;	 /* next offset to be assigned (log end) */
 	uint64_t durable_offset; /* offsets below it are known synced */
-	uint64_t segments;       /* number of segment files */
-	uint64_t bytes;          /* bytes in all segments */
-	uint64_t active_base;    /* base offset of the active segment */
-	int failed;              /* 1 when fail-stopped after a sync error */
-	double usage;            /* records/max_messages or bytes/retention_bytes,
-				  * the higher; 0 without limits */
+	uint64_t segments;	 /* number of segment files */
+	uint64_t bytes;		 /* bytes in all segments */
+	uint64_t active_base;	 /* base offset of the active segment */
+	int failed;		 /* 1 when fail-stopped after a sync error */
+	double usage; /* records/max_messages or bytes/retention_bytes,
+		       * the higher; 0 without limits */
 } mqlog_partition_info;
 
 /* mqlog_partition_stat - live state of one partition.  Thread-safe. */
@@ -390,11 +397,11 @@ MQLOG_API int mqlog_partition_stat(mqlog_topic *t, uint32_t partition,
  * durable committed offsets.
  */
 typedef struct mqlog_interest_info {
-	size_t groups;           /* registered groups (0: nothing is freed) */
-	uint64_t floor;          /* lowest committed offset over them, clamped
-				  * to the log end; the log start when none */
-	char group[256];         /* the group at the floor ("" when none);
-				  * the one to delete if it is dead */
+	size_t groups;	 /* registered groups (0: nothing is freed) */
+	uint64_t floor;	 /* lowest committed offset over them, clamped
+			  * to the log end; the log start when none */
+	char group[256]; /* the group at the floor ("" when none);
+			  * the one to delete if it is dead */
 } mqlog_interest_info;
 
 /*
@@ -553,10 +560,11 @@ typedef int (*mqlog_partitioner_fn)(void *arg, const mqlog_msg *msg,
 
 /* The outcome of one record produced with mqlog_produce_async(). */
 typedef struct mqlog_delivery {
-	int rc;             /* 0, or why the record is not in the log */
-	uint32_t partition; /* the partition the record went (or was to go) to */
+	int rc;		    /* 0, or why the record is not in the log */
+	uint32_t partition; /* the partition the record went (or was to go) to
+			     */
 	uint64_t offset;    /* its offset when rc == 0, else 0 */
-	void *opaque;       /* as given to mqlog_produce_async() */
+	void *opaque;	    /* as given to mqlog_produce_async() */
 	const char *errmsg; /* NULL when rc == 0, else the message (names the
 			       topic and partition); valid during the call */
 } mqlog_delivery;
@@ -580,13 +588,13 @@ typedef void (*mqlog_delivery_fn)(void *arg, const mqlog_delivery *d);
 typedef struct mqlog_producer_options {
 	uint32_t batch_records; /* seal a batch at this many records (1 ..
 				   1000000); default 1000 */
-	uint32_t batch_bytes;   /* seal a batch at about this many encoded
+	uint32_t batch_bytes;	/* seal a batch at about this many encoded
 				   bytes; default 1 MiB.  Lowered to a
 				   quarter of the topic's segment_bytes and
 				   to half its retention_bytes; batch_records
 				   to its max_messages.  A larger record goes
 				   alone. */
-	uint32_t linger_ms;     /* how long a batch of asynchronous records
+	uint32_t linger_ms;	/* how long a batch of asynchronous records
 				   that is not full waits for more before the
 				   background thread appends it (0 ..
 				   3600000); default 5, as Kafka's clients.
@@ -594,15 +602,15 @@ typedef struct mqlog_producer_options {
 				   per batch.  Synchronous records never
 				   wait: their batch goes as soon as their
 				   partition is not busy appending. */
-	int sync;               /* MQLOG_SYNC_DEFAULT (the topic's policy) or
+	int sync;		/* MQLOG_SYNC_DEFAULT (the topic's policy) or
 				   NONE, INTERVAL, ALWAYS for every batch */
-	int partitioner;        /* enum mqlog_partitioner; default XXH3 */
+	int partitioner;	/* enum mqlog_partitioner; default XXH3 */
 	mqlog_partitioner_fn partition_fn; /* CUSTOM: the function */
-	void *partition_arg;    /* its first argument */
-	mqlog_delivery_fn on_delivery; /* outcomes of asynchronous records;
-					  NULL: none (flush and close still
-					  report the first failure) */
-	void *delivery_arg;     /* its first argument */
+	void *partition_arg;		   /* its first argument */
+	mqlog_delivery_fn on_delivery;	   /* outcomes of asynchronous records;
+					      NULL: none (flush and close still
+					      report the first failure) */
+	void *delivery_arg;		   /* its first argument */
 } mqlog_producer_options;
 
 /* mqlog_producer_options_init - fill @opts with the defaults above. */
@@ -712,10 +720,9 @@ MQLOG_API void mqlog_producer_free(mqlog_producer *p);
  * 32-bit unsigned wrap-around arithmetic:
  *
  *     m = 0x5bd1e995, h = 0x9747b28c ^ len
- *     for each whole 4-byte block, little-endian k = b0 | b1<<8 | b2<<16 | b3<<24:
- *         k *= m; k ^= k >> 24; k *= m; h *= m; h ^= k
- *     tail of len % 4 bytes t0, t1, t2 at the end:
- *         3: h ^= t2 << 16; 2: h ^= t1 << 8; 1: h ^= t0; h *= m
+ *     for each whole 4-byte block, little-endian k = b0 | b1<<8 | b2<<16 |
+ * b3<<24: k *= m; k ^= k >> 24; k *= m; h *= m; h ^= k tail of len % 4 bytes
+ * t0, t1, t2 at the end: 3: h ^= t2 << 16; 2: h ^= t1 << 8; 1: h ^= t0; h *= m
  *         (falling through from 3 to 1; only when the tail is not empty)
  *     h ^= h >> 13; h *= m; h ^= h >> 15
  *
@@ -752,11 +759,11 @@ typedef int (*mqlog_handler_fn)(void *arg, const mqlog_record *rec);
 
 /* One entry of a routing table: records whose header equals @value. */
 typedef struct mqlog_route {
-	const char *value;        /* header value to match (bytes of the C
+	const char *value;	  /* header value to match (bytes of the C
 				     string, without its NUL); NULL matches
 				     every record: the fallback, put it last */
 	mqlog_handler_fn handler; /* called for a matching record */
-	void *arg;                /* its first argument */
+	void *arg;		  /* its first argument */
 } mqlog_route;
 
 /*
@@ -781,7 +788,7 @@ MQLOG_API int mqlog_route_record(const mqlog_record *rec,
 /* ------------------------------------------------------------------------ */
 
 #define MQLOG_OFFSET_EARLIEST UINT64_C(0xFFFFFFFFFFFFFFFE)
-#define MQLOG_OFFSET_LATEST UINT64_C(0xFFFFFFFFFFFFFFFF)
+#define MQLOG_OFFSET_LATEST   UINT64_C(0xFFFFFFFFFFFFFFFF)
 
 /*
  * mqlog_reader_open - a cursor over @partition of @t, positioned at the
@@ -839,8 +846,8 @@ MQLOG_API int mqlog_reader_next(mqlog_reader *r, mqlog_record *rec);
  * When an error follows some records, those records are returned with 0 and
  * the error comes from the next call.
  */
-MQLOG_API int mqlog_reader_read(mqlog_reader *r, mqlog_record *recs,
-				size_t max, size_t *n);
+MQLOG_API int mqlog_reader_read(mqlog_reader *r, mqlog_record *recs, size_t max,
+				size_t *n);
 
 /*
  * mqlog_reader_wait - block until the partition's end moves past the
@@ -918,7 +925,7 @@ typedef struct mqlog_consumer mqlog_consumer;
 /* How a group divides the partitions among its live members (ordered by
  * the generation they joined at, then member id). */
 enum mqlog_assign_strategy {
-	MQLOG_ASSIGN_RANGE = 0,       /* contiguous ranges, the first members
+	MQLOG_ASSIGN_RANGE = 0,	      /* contiguous ranges, the first members
 				       * get one more (Kafka's range) */
 	MQLOG_ASSIGN_ROUND_ROBIN = 1, /* partition p to member p mod n */
 	MQLOG_ASSIGN_STICKY = 2,      /* balanced, moving as few partitions as
@@ -972,23 +979,24 @@ typedef void (*mqlog_rebalance_fn)(void *arg, mqlog_consumer *c, int event,
 				   const uint32_t *partitions, size_t count);
 
 typedef struct mqlog_consumer_options {
-	const char *group;        /* group name; NULL: a standalone consumer */
-	int strategy;             /* enum mqlog_assign_strategy; default RANGE.
-				   * The group uses its first member's. */
-	int commit_mode;          /* enum mqlog_commit_mode; default AFTER */
+	const char *group; /* group name; NULL: a standalone consumer */
+	int strategy;	   /* enum mqlog_assign_strategy; default RANGE.
+			    * The group uses its first member's. */
+	int commit_mode;   /* enum mqlog_commit_mode; default AFTER */
 	uint32_t auto_commit_interval_ms; /* AFTER: least time between two
-				   * commits; 0: at every poll.  Default 1000 */
-	uint32_t heartbeat_ms;    /* lease renewal period, 1..3600000; default
-				   * 1000 */
-	uint32_t lease_ms;        /* how long a member that stopped polling
-				   * stays in the group, >= 2 * heartbeat_ms;
-				   * default 10000 */
-	uint64_t reset_offset;    /* where a partition without a committed
-				   * offset starts: MQLOG_OFFSET_EARLIEST
-				   * (default) or MQLOG_OFFSET_LATEST; also a
-				   * standalone consumer's initial position */
+					   * commits; 0: at every poll.  Default
+					   * 1000 */
+	uint32_t heartbeat_ms; /* lease renewal period, 1..3600000; default
+				* 1000 */
+	uint32_t lease_ms;     /* how long a member that stopped polling
+				* stays in the group, >= 2 * heartbeat_ms;
+				* default 10000 */
+	uint64_t reset_offset; /* where a partition without a committed
+				* offset starts: MQLOG_OFFSET_EARLIEST
+				* (default) or MQLOG_OFFSET_LATEST; also a
+				* standalone consumer's initial position */
 	mqlog_rebalance_fn on_rebalance; /* NULL: none */
-	void *rebalance_arg;      /* its first argument */
+	void *rebalance_arg;		 /* its first argument */
 } mqlog_consumer_options;
 
 /* mqlog_consumer_options_init - fill @opts with the defaults above. */
@@ -1039,9 +1047,8 @@ MQLOG_API int mqlog_consumer_assign(mqlog_consumer *c,
  * mqlog_consumer_assignment - the partitions this consumer reads now, in
  * increasing order: up to @max into @partitions, the total in *count.
  */
-MQLOG_API int mqlog_consumer_assignment(mqlog_consumer *c,
-					uint32_t *partitions, size_t max,
-					size_t *count);
+MQLOG_API int mqlog_consumer_assignment(mqlog_consumer *c, uint32_t *partitions,
+					size_t max, size_t *count);
 
 /*
  * mqlog_consumer_seek - read @partition (one of the assignment) from
@@ -1100,8 +1107,8 @@ typedef struct mqlog_partition_offset {
  * <topic>.retry partitions the member reads (see mqlog_consumer_nack()).
  *
  * mqlog_consumer_commit_offsets - commit @count explicit offsets (the next
- * record to process in each partition of the topic itself).  An offset outside the partition's
- * [start, end] is clamped into it.
+ * record to process in each partition of the topic itself).  An offset outside
+ * the partition's [start, end] is clamped into it.
  *
  * Both return 0 once the commit is durable (LMDB synced), MQLOG_EINVAL for
  * a standalone consumer or a partition not assigned to this member, or
@@ -1111,9 +1118,8 @@ typedef struct mqlog_partition_offset {
  * is committed.  Either commits all offsets or none.
  */
 MQLOG_API int mqlog_consumer_commit(mqlog_consumer *c);
-MQLOG_API int mqlog_consumer_commit_offsets(mqlog_consumer *c,
-					    const mqlog_partition_offset *offsets,
-					    size_t count);
+MQLOG_API int mqlog_consumer_commit_offsets(
+	mqlog_consumer *c, const mqlog_partition_offset *offsets, size_t count);
 
 /*
  * mqlog_consumer_committed - the group's committed offset of @partition
@@ -1220,14 +1226,14 @@ MQLOG_API int mqlog_consumer_nack(mqlog_consumer *c, const mqlog_record *rec,
 				  int64_t delay_ms, const char *reason);
 
 typedef struct mqlog_consumer_stats {
-	uint64_t delivered;     /* records handed out by poll */
-	uint64_t expired;       /* records skipped: mqlog.expires had passed */
-	uint64_t held;          /* times a partition was held for a record's
+	uint64_t delivered;	/* records handed out by poll */
+	uint64_t expired;	/* records skipped: mqlog.expires had passed */
+	uint64_t held;		/* times a partition was held for a record's
 				 * mqlog.due */
-	uint64_t foreign;       /* retry copies of other groups skipped */
-	uint64_t retried;       /* nacks sent to <topic>.retry */
+	uint64_t foreign;	/* retry copies of other groups skipped */
+	uint64_t retried;	/* nacks sent to <topic>.retry */
 	uint64_t dead_lettered; /* nacks sent to <topic>.dlq */
-	uint64_t recovered;     /* interrupted nacks completed on claim */
+	uint64_t recovered;	/* interrupted nacks completed on claim */
 } mqlog_consumer_stats;
 
 /* mqlog_consumer_stats_get - the counters of @c since it was opened. */
@@ -1261,47 +1267,46 @@ MQLOG_API int mqlog_schedule(mqlog_topic *t, const mqlog_msg *msg,
  * does not exist.  Thread-safe; concurrent replays with one group share
  * the partitions.
  */
-MQLOG_API int mqlog_dlq_replay(mqlog *db, const char *topic,
-			       const char *group, uint64_t max,
-			       uint64_t *replayed);
+MQLOG_API int mqlog_dlq_replay(mqlog *db, const char *topic, const char *group,
+			       uint64_t max, uint64_t *replayed);
 
 /* ------------------------------------------------------------------------ */
 /* Group inspection and administration                                      */
 /* ------------------------------------------------------------------------ */
 
 typedef struct mqlog_group_member_info {
-	uint64_t member_id;       /* member id */
-	int32_t pid;              /* its process */
-	int alive;                /* 1: lease current and process running */
-	int64_t lease_left_ms;    /* until the lease runs out (< 0: expired) */
+	uint64_t member_id;	  /* member id */
+	int32_t pid;		  /* its process */
+	int alive;		  /* 1: lease current and process running */
+	int64_t lease_left_ms;	  /* until the lease runs out (< 0: expired) */
 	int64_t heartbeat_age_ms; /* since its last heartbeat */
-	uint64_t generation;      /* generation it last synchronised at */
-	uint32_t owned;           /* partitions it owns */
+	uint64_t generation;	  /* generation it last synchronised at */
+	uint32_t owned;		  /* partitions it owns */
 } mqlog_group_member_info;
 
 typedef struct mqlog_group_partition_info {
-	uint32_t partition;       /* partition */
-	int has_committed;        /* 1 when an offset was committed */
-	uint64_t committed;       /* committed offset (next to process) */
-	int64_t commit_time_ms;   /* wall clock ms of that commit */
-	uint64_t start_offset;    /* the partition's log start */
-	uint64_t end_offset;      /* the partition's log end */
-	uint64_t lag;             /* end - committed (committed clamped into
-				   * [start, end]; start when none) */
-	uint64_t owner;           /* member that owns it; 0 none */
-	uint64_t assigned;        /* member the assignment gives it; 0 none */
+	uint32_t partition;	/* partition */
+	int has_committed;	/* 1 when an offset was committed */
+	uint64_t committed;	/* committed offset (next to process) */
+	int64_t commit_time_ms; /* wall clock ms of that commit */
+	uint64_t start_offset;	/* the partition's log start */
+	uint64_t end_offset;	/* the partition's log end */
+	uint64_t lag;		/* end - committed (committed clamped into
+				 * [start, end]; start when none) */
+	uint64_t owner;		/* member that owns it; 0 none */
+	uint64_t assigned;	/* member the assignment gives it; 0 none */
 } mqlog_group_partition_info;
 
 typedef struct mqlog_group_info {
-	char *group;              /* group name */
-	char *topic;              /* topic name */
-	uint64_t generation;      /* current generation (0: never joined) */
-	int strategy;             /* enum mqlog_assign_strategy */
-	uint64_t lag;             /* sum of the partitions' lag */
-	size_t live_members;      /* members with alive == 1 */
-	size_t member_count;      /* entries in members */
+	char *group;	     /* group name */
+	char *topic;	     /* topic name */
+	uint64_t generation; /* current generation (0: never joined) */
+	int strategy;	     /* enum mqlog_assign_strategy */
+	uint64_t lag;	     /* sum of the partitions' lag */
+	size_t live_members; /* members with alive == 1 */
+	size_t member_count; /* entries in members */
 	mqlog_group_member_info *members;
-	size_t partition_count;   /* entries in partitions (the topic's) */
+	size_t partition_count; /* entries in partitions (the topic's) */
 	mqlog_group_partition_info *partitions;
 } mqlog_group_info;
 
@@ -1321,7 +1326,9 @@ MQLOG_API int mqlog_group_describe(mqlog *db, const char *group,
 
 MQLOG_API void mqlog_group_info_free(mqlog_group_info *groups, size_t count);
 
-#define MQLOG_RESET_FORCE 0x1u /* reset even while the group has live members */
+#define MQLOG_RESET_FORCE                                   \
+	0x1u /* reset even while the group has live members \
+	      */
 
 /*
  * mqlog_group_reset_offsets - set the committed offset of every partition
@@ -1363,11 +1370,11 @@ MQLOG_API int mqlog_group_delete(mqlog *db, const char *group,
 
 /* One batch as seen by a scan. */
 typedef struct mqlog_batch_info {
-	const char *file;       /* segment file path */
-	uint64_t position;      /* byte position of the batch in the file */
-	uint32_t length;        /* bytes of the whole batch */
-	uint64_t base_offset;   /* offset of the first record */
-	uint32_t record_count;  /* records in the batch */
+	const char *file;      /* segment file path */
+	uint64_t position;     /* byte position of the batch in the file */
+	uint32_t length;       /* bytes of the whole batch */
+	uint64_t base_offset;  /* offset of the first record */
+	uint32_t record_count; /* records in the batch */
 	int64_t first_timestamp;
 	int64_t max_timestamp;
 	uint16_t flags;
@@ -1406,14 +1413,14 @@ MQLOG_API int mqlog_scan_partition(mqlog_topic *t, uint32_t partition,
 				   const mqlog_scan_ops *ops, void *arg);
 
 typedef struct mqlog_verify_stats {
-	uint64_t topics;        /* topics checked */
-	uint64_t partitions;    /* partitions checked */
-	uint64_t segments;      /* segment files checked */
-	uint64_t batches;       /* valid batches */
-	uint64_t records;       /* valid records */
-	uint64_t bytes;         /* bytes checked */
+	uint64_t topics;	/* topics checked */
+	uint64_t partitions;	/* partitions checked */
+	uint64_t segments;	/* segment files checked */
+	uint64_t batches;	/* valid batches */
+	uint64_t records;	/* valid records */
+	uint64_t bytes;		/* bytes checked */
 	uint64_t index_entries; /* index entries checked against the log */
-	uint64_t problems;      /* problems found */
+	uint64_t problems;	/* problems found */
 } mqlog_verify_stats;
 
 /* Called once per problem found by mqlog_verify(). */
@@ -1433,12 +1440,12 @@ MQLOG_API int mqlog_verify(mqlog *db, const char *topic,
 			   mqlog_verify_stats *stats);
 
 typedef struct mqlog_recover_stats {
-	uint64_t partitions;       /* partitions recovered */
-	uint64_t truncated_bytes;  /* torn-tail bytes removed */
-	uint64_t index_entries;    /* index entries rewritten */
-	uint64_t offsets_clamped;  /* committed group offsets that were past
-				    * the recovered log end (a power cut lost
-				    * the log tail they counted), set to it */
+	uint64_t partitions;	  /* partitions recovered */
+	uint64_t truncated_bytes; /* torn-tail bytes removed */
+	uint64_t index_entries;	  /* index entries rewritten */
+	uint64_t offsets_clamped; /* committed group offsets that were past
+				   * the recovered log end (a power cut lost
+				   * the log tail they counted), set to it */
 } mqlog_recover_stats;
 
 /*

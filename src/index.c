@@ -1055,9 +1055,8 @@ static int ix_check_walk(struct index *ix, const char *file, uint64_t *walked)
 			return rc;
 		ix_checks_run++;
 		txnid = mdb_txn_id(txn);
-		rc = lmdbcheck_snapshot(file, txnid,
-					(unsigned)mdb_env_get_maxkeysize(
-						ix->env));
+		rc = lmdbcheck_snapshot(
+			file, txnid, (unsigned)mdb_env_get_maxkeysize(ix->env));
 		mdb_txn_abort(txn);
 		ix_unlock(ix);
 		*walked = txnid;

@@ -17,8 +17,8 @@
 
 #include "mqlog.h"
 
-#define MQ_UNUSED(x) ((void)(x))
-#define MQ_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MQ_UNUSED(x)   ((void)(x))
+#define MQ_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define MQ_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* ======================================================================== */
@@ -45,7 +45,10 @@ int mq_err_wrap(int rc, const char *fmt, ...)
 int mq_err_pass(int rc, const char *msg);
 
 /* Map an errno value to our return convention (-errno). */
-static inline int mq_errno_rc(int e) { return e > 0 ? -e : MQLOG_EIO; }
+static inline int mq_errno_rc(int e)
+{
+	return e > 0 ? -e : MQLOG_EIO;
+}
 
 /* Wall clock in ms since the epoch, and a monotonic clock in ns. */
 int64_t mq_now_ms(void);
@@ -111,8 +114,7 @@ void io_fault_clear(void);
  * before it fails with -@err, as a write that ran out of space part way
  * does.  Other ops ignore the short mode and just fail.
  */
-void io_fault_set_short(enum io_op op, unsigned long nth, int err,
-			bool sticky);
+void io_fault_set_short(enum io_op op, unsigned long nth, int err, bool sticky);
 
 /* Faults that fired since the last io_fault_set*() or io_fault_clear(). */
 unsigned long io_fault_fired(void);
@@ -131,30 +133,30 @@ unsigned long io_fault_fired(void);
  * Thread-safe; not for production use.
  */
 enum io_rec_op {
-	IO_REC_OPEN,     /* path, fd, flags (O_CREAT / O_TRUNC matter) */
-	IO_REC_CLOSE,    /* fd */
-	IO_REC_WRITE,    /* fd, off, len, data: bytes that reached the file */
+	IO_REC_OPEN,	 /* path, fd, flags (O_CREAT / O_TRUNC matter) */
+	IO_REC_CLOSE,	 /* fd */
+	IO_REC_WRITE,	 /* fd, off, len, data: bytes that reached the file */
 	IO_REC_TRUNCATE, /* fd, len: new size */
-	IO_REC_SYNC,     /* fd: fdatasync */
-	IO_REC_DIRSYNC,  /* path: fsync of a directory */
-	IO_REC_RENAME,   /* path -> path2 */
-	IO_REC_UNLINK,   /* path */
-	IO_REC_MKDIR,    /* path */
-	IO_REC_RMTREE,   /* path: a whole tree removed */
-	IO_REC_NOTE,     /* tag: a marker the test put in (io_record_note) */
+	IO_REC_SYNC,	 /* fd: fdatasync */
+	IO_REC_DIRSYNC,	 /* path: fsync of a directory */
+	IO_REC_RENAME,	 /* path -> path2 */
+	IO_REC_UNLINK,	 /* path */
+	IO_REC_MKDIR,	 /* path */
+	IO_REC_RMTREE,	 /* path: a whole tree removed */
+	IO_REC_NOTE,	 /* tag: a marker the test put in (io_record_note) */
 };
 
 struct io_rec {
 	enum io_rec_op op; /* what happened */
-	int rc;            /* its result: 0 (or the fd of an open) / -errno */
-	int fd;            /* descriptor, or -1 */
-	int flags;         /* open flags (IO_REC_OPEN) */
-	uint64_t off;      /* write position */
-	uint64_t len;      /* bytes written / new size */
-	char *path;        /* path as given, or NULL */
-	char *path2;       /* rename target, or NULL */
-	uint8_t *data;     /* written bytes (len of them), or NULL */
-	uint64_t tag;      /* IO_REC_NOTE: the test's tag */
+	int rc;		   /* its result: 0 (or the fd of an open) / -errno */
+	int fd;		   /* descriptor, or -1 */
+	int flags;	   /* open flags (IO_REC_OPEN) */
+	uint64_t off;	   /* write position */
+	uint64_t len;	   /* bytes written / new size */
+	char *path;	   /* path as given, or NULL */
+	char *path2;	   /* rename target, or NULL */
+	uint8_t *data;	   /* written bytes (len of them), or NULL */
+	uint64_t tag;	   /* IO_REC_NOTE: the test's tag */
 };
 
 /* Start / stop appending to the log (io_record_start also clears it). */
@@ -184,52 +186,54 @@ void io_record_free(void);
 extern int io_crash_armed;
 void io_crash_hit(const char *name);
 void io_crash_arm(const char *name, unsigned long nth);
-#define MQ_CRASH_POINT(name)                                                   \
-	do {                                                                   \
-		if (MQ_UNLIKELY(__atomic_load_n(&io_crash_armed,              \
-						__ATOMIC_RELAXED)))            \
-			io_crash_hit(name);                                    \
+#define MQ_CRASH_POINT(name)                                        \
+	do {                                                        \
+		if (MQ_UNLIKELY(__atomic_load_n(&io_crash_armed,    \
+						__ATOMIC_RELAXED))) \
+			io_crash_hit(name);                         \
 	} while (0)
 
 /* ======================================================================== */
 /* Record batches (record.c) - the on-disk format lives there                */
 /* ======================================================================== */
 
-#define BATCH_MAGIC 0x4D514C01u  /* "MQL" + format version 1, little-endian */
-#define BATCH_HEADER_SIZE 68u    /* fixed header bytes, see record.c */
+#define BATCH_MAGIC	      0x4D514C01u /* "MQL" + format version 1, little-endian */
+#define BATCH_HEADER_SIZE     68u	  /* fixed header bytes, see record.c */
 #define BATCH_BODY_CSUM_START 32u /* body checksum covers [32, length) */
-#define BATCH_MAX_LENGTH 0x7FFFFFF0u
+#define BATCH_MAX_LENGTH      0x7FFFFFF0u
 
 /* The fixed header of a batch, decoded (host order). */
 struct batch_hdr {
-	uint32_t magic;          /* BATCH_MAGIC */
-	uint32_t length;         /* bytes of the whole batch, header included */
-	uint64_t header_checksum;/* XXH3-64 of the header with this field zero */
-	uint64_t base_offset;    /* offset of the first record */
-	uint64_t body_checksum;  /* XXH3-64 of bytes [32, length) */
-	uint16_t flags;          /* reserved for codecs and transactions: 0 */
-	uint16_t reserved;       /* 0 */
-	uint32_t record_count;   /* >= 1 */
-	int64_t first_timestamp; /* timestamp of the first record */
-	int64_t max_timestamp;   /* largest record timestamp */
-	uint64_t producer_id;    /* 0 when not idempotent */
-	uint32_t base_sequence;  /* 0 when not idempotent */
+	uint32_t magic;	 /* BATCH_MAGIC */
+	uint32_t length; /* bytes of the whole batch, header included */
+	uint64_t header_checksum; /* XXH3-64 of the header with this field zero
+				   */
+	uint64_t base_offset;	  /* offset of the first record */
+	uint64_t body_checksum;	  /* XXH3-64 of bytes [32, length) */
+	uint16_t flags;		  /* reserved for codecs and transactions: 0 */
+	uint16_t reserved;	  /* 0 */
+	uint32_t record_count;	  /* >= 1 */
+	int64_t first_timestamp;  /* timestamp of the first record */
+	int64_t max_timestamp;	  /* largest record timestamp */
+	uint64_t producer_id;	  /* 0 when not idempotent */
+	uint32_t base_sequence;	  /* 0 when not idempotent */
 };
 
 /*
  * batch_encoded_size - exact size of the batch that batch_encode() would
- * produce for @msgs with MQLOG_TIMESTAMP_NOW resolved to @now_ms, or MQLOG_ETOOBIG (message names the record index and
- * size) when one record encodes to more than @max_record bytes or the batch
- * exceeds BATCH_MAX_LENGTH.  MQLOG_EINVAL for count 0 or a null header key.
+ * produce for @msgs with MQLOG_TIMESTAMP_NOW resolved to @now_ms, or
+ * MQLOG_ETOOBIG (message names the record index and size) when one record
+ * encodes to more than @max_record bytes or the batch exceeds BATCH_MAX_LENGTH.
+ * MQLOG_EINVAL for count 0 or a null header key.
  */
-int batch_encoded_size(const mqlog_msg *msgs, size_t count,
-		       uint32_t max_record, int64_t now_ms, size_t *size);
+int batch_encoded_size(const mqlog_msg *msgs, size_t count, uint32_t max_record,
+		       int64_t now_ms, size_t *size);
 
 /*
  * batch_encode - encode @msgs into @buf (exactly @size bytes, from
- * batch_encoded_size with the same @now_ms), stamping MQLOG_TIMESTAMP_NOW records with @now_ms.
- * Fills every header field except base_offset and header_checksum, and
- * computes the body checksum.  Needs no lock.
+ * batch_encoded_size with the same @now_ms), stamping MQLOG_TIMESTAMP_NOW
+ * records with @now_ms. Fills every header field except base_offset and
+ * header_checksum, and computes the body checksum.  Needs no lock.
  */
 void batch_encode(void *buf, size_t size, const mqlog_msg *msgs, size_t count,
 		  int64_t now_ms);
@@ -287,12 +291,12 @@ int batch_check_body(const void *p, const struct batch_hdr *h,
 /* Iterates the records of a validated batch (records are still bounds
  * checked: the checksum is not a substitute for parsing safely). */
 struct batch_iter {
-	const uint8_t *p;    /* next record */
-	const uint8_t *end;  /* end of the batch */
-	uint32_t left;       /* records left */
-	uint64_t base_offset;/* batch base offset */
-	int64_t first_ts;    /* batch first timestamp */
-	uint32_t index;      /* index of the next record (its offset delta) */
+	const uint8_t *p;     /* next record */
+	const uint8_t *end;   /* end of the batch */
+	uint32_t left;	      /* records left */
+	uint64_t base_offset; /* batch base offset */
+	int64_t first_ts;     /* batch first timestamp */
+	uint32_t index;	      /* index of the next record (its offset delta) */
 };
 
 void batch_iter_init(struct batch_iter *it, const void *batch,
@@ -302,8 +306,7 @@ void batch_iter_init(struct batch_iter *it, const void *batch,
  * batch_iter_next - decode the next record into @rec (partition left as is).
  * Returns 1, 0 at the end of the batch, or MQLOG_ECORRUPT (*why set).
  */
-int batch_iter_next(struct batch_iter *it, mqlog_record *rec,
-		    const char **why);
+int batch_iter_next(struct batch_iter *it, mqlog_record *rec, const char **why);
 
 /* Decode @count encoded headers; see mqlog_record_headers(). */
 int headers_decode(const void *raw, size_t len, uint32_t count,
@@ -320,15 +323,15 @@ struct index;
 
 /* A topic as stored in the topics database. */
 struct topic_meta {
-	uint32_t id;             /* never reused; derived keys start with it */
-	mqlog_topic_config cfg;  /* configuration */
+	uint32_t id;		/* never reused; derived keys start with it */
+	mqlog_topic_config cfg; /* configuration */
 };
 
 /* One sparse offset index entry: a batch start. */
 struct index_entry {
 	uint64_t offset;   /* base offset of the batch */
 	uint64_t seg_base; /* base offset of its segment */
-	uint64_t pos;      /* byte position of the batch in the segment */
+	uint64_t pos;	   /* byte position of the batch in the segment */
 };
 
 /*
@@ -338,23 +341,23 @@ struct index_entry {
  * entry with ts < T.
  */
 struct time_entry {
-	int64_t ts;        /* max timestamp of all records before offset */
+	int64_t ts;	   /* max timestamp of all records before offset */
 	uint64_t offset;   /* base offset of the batch */
 	uint64_t seg_base; /* its segment */
-	uint64_t pos;      /* its byte position */
+	uint64_t pos;	   /* its byte position */
 };
 
 /* Summary of a sealed segment (derived). */
 struct seg_meta {
-	uint64_t base;        /* base offset (file name) */
-	uint64_t size;        /* bytes */
-	uint64_t end_offset;  /* last offset + 1 */
-	int64_t max_ts;       /* largest timestamp in it */
+	uint64_t base;	     /* base offset (file name) */
+	uint64_t size;	     /* bytes */
+	uint64_t end_offset; /* last offset + 1 */
+	int64_t max_ts;	     /* largest timestamp in it */
 };
 
 /* Primary per-partition state. */
 struct part_meta {
-	uint64_t log_start;   /* first readable offset */
+	uint64_t log_start; /* first readable offset */
 };
 
 /*
@@ -432,11 +435,11 @@ int index_write(struct index *ix, uint32_t tid, uint32_t part,
 int index_floor_offset(struct index *ix, uint32_t tid, uint32_t part,
 		       uint64_t offset, struct index_entry *out);
 /* Largest time entry with ts < @ts; MQLOG_ENOENT when none. */
-int index_floor_time(struct index *ix, uint32_t tid, uint32_t part,
-		     int64_t ts, struct time_entry *out);
+int index_floor_time(struct index *ix, uint32_t tid, uint32_t part, int64_t ts,
+		     struct time_entry *out);
 /* Summary of the segment with base @base; MQLOG_ENOENT when none. */
-int index_seg_get(struct index *ix, uint32_t tid, uint32_t part,
-		  uint64_t base, struct seg_meta *out);
+int index_seg_get(struct index *ix, uint32_t tid, uint32_t part, uint64_t base,
+		  struct seg_meta *out);
 
 /*
  * index_truncate - delete derived entries of a partition that describe
@@ -478,30 +481,30 @@ int index_foreach_seg(struct index *ix, uint32_t tid, uint32_t part,
  * only loads a whole group into a struct group_snap inside one LMDB
  * transaction, lets a callback change it, and stores the difference.
  */
-#define GROUP_NAME_MAX 249              /* same rule as topic names */
-#define GROUP_NO_OFFSET UINT64_MAX      /* no committed offset */
+#define GROUP_NAME_MAX	249	   /* same rule as topic names */
+#define GROUP_NO_OFFSET UINT64_MAX /* no committed offset */
 
 /* One member of a group (group_members, key: group, topic id, member id). */
 struct group_member {
-	uint64_t id;          /* random, never 0 */
-	int32_t pid;          /* its process */
-	uint64_t pid_start;   /* that process's start time (/proc/PID/stat
-			       * field 22, clock ticks); 0 unknown */
-	uint64_t pidns;       /* inode of its pid namespace; 0 unknown */
-	uint64_t boot;        /* hash of the kernel boot id it ran under */
-	int64_t lease_until;  /* CLOCK_MONOTONIC ms: alive until then */
-	int64_t heartbeat;    /* CLOCK_MONOTONIC ms of its last heartbeat */
-	uint64_t gen;         /* group generation it last synced at */
-	uint64_t joined;      /* group generation its join created */
-	uint32_t lease_ms;    /* its lease length */
+	uint64_t id;	     /* random, never 0 */
+	int32_t pid;	     /* its process */
+	uint64_t pid_start;  /* that process's start time (/proc/PID/stat
+			      * field 22, clock ticks); 0 unknown */
+	uint64_t pidns;	     /* inode of its pid namespace; 0 unknown */
+	uint64_t boot;	     /* hash of the kernel boot id it ran under */
+	int64_t lease_until; /* CLOCK_MONOTONIC ms: alive until then */
+	int64_t heartbeat;   /* CLOCK_MONOTONIC ms of its last heartbeat */
+	uint64_t gen;	     /* group generation it last synced at */
+	uint64_t joined;     /* group generation its join created */
+	uint32_t lease_ms;   /* its lease length */
 };
 
 /* One partition of a group (group_offsets, key: group, topic id, part). */
 struct group_part {
-	uint64_t committed;   /* next offset to consume, or GROUP_NO_OFFSET */
-	int64_t commit_ms;    /* wall clock ms of that commit; 0 none */
-	uint64_t owner;       /* member that owns the partition; 0 free */
-	uint64_t owner_gen;   /* generation at which it claimed it */
+	uint64_t committed; /* next offset to consume, or GROUP_NO_OFFSET */
+	int64_t commit_ms;  /* wall clock ms of that commit; 0 none */
+	uint64_t owner;	    /* member that owns the partition; 0 free */
+	uint64_t owner_gen; /* generation at which it claimed it */
 };
 
 /*
@@ -509,22 +512,22 @@ struct group_part {
  * arrays are malloc'd by index.c; release with group_snap_free().
  */
 struct group_snap {
-	uint32_t nparts;      /* partitions of the topic (array lengths) */
-	bool exists;          /* the group's state record exists */
-	uint64_t generation;  /* bumped at every membership change */
-	uint32_t strategy;    /* enum mqlog_assign_strategy of the group */
-	uint64_t *target;     /* [nparts] member the assignment gives each
-			       * partition; 0 none */
-	struct group_part *parts;      /* [nparts] */
-	struct group_member *members;  /* [nmembers], in key order */
-	size_t nmembers;      /* members */
-	size_t cap;           /* room in members: >= nmembers + 1 */
+	uint32_t nparts;	  /* partitions of the topic (array lengths) */
+	bool exists;		  /* the group's state record exists */
+	uint64_t generation;	  /* bumped at every membership change */
+	uint32_t strategy;	  /* enum mqlog_assign_strategy of the group */
+	uint64_t *target;	  /* [nparts] member the assignment gives each
+				   * partition; 0 none */
+	struct group_part *parts; /* [nparts] */
+	struct group_member *members; /* [nmembers], in key order */
+	size_t nmembers;	      /* members */
+	size_t cap;		      /* room in members: >= nmembers + 1 */
 };
 
 /* A (group, topic id) pair that has a record in either database. */
 struct group_ref {
 	char name[GROUP_NAME_MAX + 1]; /* group name */
-	uint32_t tid;                  /* topic id */
+	uint32_t tid;		       /* topic id */
 };
 
 /*
@@ -570,8 +573,8 @@ void group_snap_free(struct group_snap *s);
 
 /* The interest floor of one partition (interest retention). */
 struct interest_floor {
-	size_t groups;                  /* groups registered on the topic */
-	uint64_t floor;                 /* lowest committed offset over them
+	size_t groups;			/* groups registered on the topic */
+	uint64_t floor;			/* lowest committed offset over them
 					 * (0 for one that never committed
 					 * the partition); GROUP_NO_OFFSET
 					 * when groups == 0 */
@@ -609,10 +612,10 @@ struct intent_item {
 	void *val;	 /* the intent (malloc'd) */
 	size_t len;	 /* its bytes */
 };
-int index_group_update_intent(struct index *ix, const char *group,
-			      uint32_t tid, uint32_t nparts, group_txn_fn fn,
-			      void *arg, uint32_t part, uint64_t offset,
-			      const void *val, size_t len);
+int index_group_update_intent(struct index *ix, const char *group, uint32_t tid,
+			      uint32_t nparts, group_txn_fn fn, void *arg,
+			      uint32_t part, uint64_t offset, const void *val,
+			      size_t len);
 int index_intent_del(struct index *ix, const char *group, uint32_t tid,
 		     uint32_t part, uint64_t offset);
 int index_intent_list(struct index *ix, const char *group, uint32_t tid,
@@ -654,9 +657,18 @@ static inline uint64_t mq_ld64(const void *p)
 	memcpy(&v, p, 8);
 	return v;
 }
-static inline void mq_st16(void *p, uint16_t v) { memcpy(p, &v, 2); }
-static inline void mq_st32(void *p, uint32_t v) { memcpy(p, &v, 4); }
-static inline void mq_st64(void *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline void mq_st16(void *p, uint16_t v)
+{
+	memcpy(p, &v, 2);
+}
+static inline void mq_st32(void *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+static inline void mq_st64(void *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "mqlog currently supports little-endian hosts only"

@@ -26,10 +26,10 @@
 
 struct io_fault {
 	unsigned long countdown; /* calls left before the fault fires; 0: off */
-	int err;                 /* errno to return */
-	bool sticky;             /* keep failing after the first fault */
-	bool firing;             /* sticky fault has fired */
-	bool short_write;        /* a faulted write writes half its bytes first */
+	int err;		 /* errno to return */
+	bool sticky;		 /* keep failing after the first fault */
+	bool firing;		 /* sticky fault has fired */
+	bool short_write; /* a faulted write writes half its bytes first */
 };
 
 static struct io_fault faults[IO_OP_COUNT_];
@@ -56,8 +56,7 @@ void io_fault_set(enum io_op op, unsigned long nth, int err, bool sticky)
 	fault_arm(op, nth, err, sticky, false);
 }
 
-void io_fault_set_short(enum io_op op, unsigned long nth, int err,
-			bool sticky)
+void io_fault_set_short(enum io_op op, unsigned long nth, int err, bool sticky)
 {
 	fault_arm(op, nth, err, sticky, true);
 }
@@ -117,9 +116,9 @@ static int fault_check(enum io_op op)
 /* ------------------------------------------------------------------------ */
 
 static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
-static int rec_on;              /* fast path: recording is off */
-static struct io_rec *rec_log;  /* entries */
-static size_t rec_n, rec_cap;   /* used / allocated */
+static int rec_on;	       /* fast path: recording is off */
+static struct io_rec *rec_log; /* entries */
+static size_t rec_n, rec_cap;  /* used / allocated */
 
 static void rec_clear_locked(void)
 {
@@ -183,9 +182,9 @@ static inline bool rec_active(void)
  * test cannot trust a log with holes, so running out of memory here is
  * fatal: the recorder exists only in tests.
  */
-static void rec_add(enum io_rec_op op, int rc, int fd, int flags,
-		    uint64_t off, uint64_t len, const char *path,
-		    const char *path2, const void *data, uint64_t tag)
+static void rec_add(enum io_rec_op op, int rc, int fd, int flags, uint64_t off,
+		    uint64_t len, const char *path, const char *path2,
+		    const void *data, uint64_t tag)
 {
 	struct io_rec r = { op, rc, fd, flags, off, len, NULL, NULL, NULL, tag };
 
@@ -505,7 +504,8 @@ int io_preallocate(int fd, uint64_t off, uint64_t len)
 		return rc;
 	/* KEEP_SIZE: the file still ends at the last written byte, so the
 	 * format and recovery do not change; the blocks are just ready. */
-	while (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) != 0) {
+	while (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) !=
+	       0) {
 		if (errno != EINTR)
 			return -errno;
 	}
@@ -528,8 +528,8 @@ int io_file_size(int fd, uint64_t *size)
  */
 static int rmtree_at(int dirfd, const char *name)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					     O_CLOEXEC);
+	int fd = openat(dirfd, name,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	DIR *d;
 	struct dirent *de;
 	int rc = 0;
@@ -552,8 +552,8 @@ static int rmtree_at(int dirfd, const char *name)
 			int r = rmtree_at(fd, de->d_name);
 			if (r && !rc)
 				rc = r;
-		} else if (unlinkat(fd, de->d_name, 0) != 0 && errno != ENOENT &&
-			   !rc) {
+		} else if (unlinkat(fd, de->d_name, 0) != 0 &&
+			   errno != ENOENT && !rc) {
 			rc = -errno;
 		}
 	}

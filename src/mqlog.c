@@ -35,8 +35,8 @@ const char *mqlog_strerror(int rc)
 	switch (rc) {
 	case 0:
 		return "success";
-#define MQLOG_ERROR_STR_(name, code, msg)                                      \
-	case MQLOG_##name:                                                     \
+#define MQLOG_ERROR_STR_(name, code, msg) \
+	case MQLOG_##name:                \
 		return msg;
 		MQLOG_ERROR_MAP(MQLOG_ERROR_STR_)
 #undef MQLOG_ERROR_STR_
@@ -53,8 +53,8 @@ const char *mqlog_errname(int rc)
 	switch (rc) {
 	case 0:
 		return "MQLOG_OK";
-#define MQLOG_ERROR_NAME_(name, code, msg)                                     \
-	case MQLOG_##name:                                                     \
+#define MQLOG_ERROR_NAME_(name, code, msg) \
+	case MQLOG_##name:                 \
 		return "MQLOG_" #name;
 		MQLOG_ERROR_MAP(MQLOG_ERROR_NAME_)
 #undef MQLOG_ERROR_NAME_
@@ -257,7 +257,7 @@ static int epoch_join(struct mqlog *db, bool *first)
 /* ======================================================================== */
 
 #define FLUSHER_TICK_MS 50
-#define INDEX_FLUSH_MS 1000
+#define INDEX_FLUSH_MS	1000
 
 /*
  * The flusher syncs partitions written under the interval policy once their
@@ -301,9 +301,8 @@ static void *flusher_main(void *arg)
 		for (struct mqlog_topic *t = db->topics; t; t = t->next) {
 			uint32_t np = t->meta.cfg.partitions;
 			for (uint32_t i = 0; i < np; i++) {
-				struct partition *p =
-					__atomic_load_n(&t->parts[i],
-							__ATOMIC_ACQUIRE);
+				struct partition *p = __atomic_load_n(
+					&t->parts[i], __ATOMIC_ACQUIRE);
 				if (!p)
 					continue;
 				pthread_mutex_lock(&p->mu);
@@ -396,7 +395,8 @@ static int ensure_dir(const char *path, bool create)
 
 	if (stat(path, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
-			return mq_err(MQLOG_EINVAL, "%s: not a directory", path);
+			return mq_err(MQLOG_EINVAL, "%s: not a directory",
+				      path);
 		return 0;
 	}
 	if (errno != ENOENT)
@@ -443,7 +443,8 @@ int mqlog_open(const char *path, const mqlog_options *opts, mqlog **out)
 	int rc;
 
 	if (!path || !*path || !out)
-		return mq_err(MQLOG_EINVAL, "mqlog_open: path and out required");
+		return mq_err(MQLOG_EINVAL,
+			      "mqlog_open: path and out required");
 	/* The reason first: the path itself would fill the message. */
 	if (strlen(path) > MQ_PATH_MAX - 512)
 		return mq_err(MQLOG_EINVAL,
@@ -579,8 +580,8 @@ int mqlog_sync(mqlog *db)
 	pthread_mutex_lock(&db->mu);
 	for (struct mqlog_topic *t = db->topics; t; t = t->next) {
 		for (uint32_t i = 0; i < t->meta.cfg.partitions; i++) {
-			struct partition *p = __atomic_load_n(&t->parts[i],
-							      __ATOMIC_ACQUIRE);
+			struct partition *p =
+				__atomic_load_n(&t->parts[i], __ATOMIC_ACQUIRE);
 			if (!p)
 				continue;
 			int r = partition_sync(p);

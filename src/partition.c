@@ -181,9 +181,10 @@ int partition_segment_for(struct partition *p, uint64_t offset,
 				hi = mid;
 		}
 		if (lo == 0)
-			rc = mq_err(MQLOG_ERANGE,
-				    "%s: offset %llu is before the first segment",
-				    p->dir, (unsigned long long)offset);
+			rc = mq_err(
+				MQLOG_ERANGE,
+				"%s: offset %llu is before the first segment",
+				p->dir, (unsigned long long)offset);
 		else
 			*seg_base = p->bases[lo - 1];
 	}
@@ -265,7 +266,8 @@ int partition_flush_index(struct partition *p)
 	p->nsbuf = 0;
 	pthread_mutex_unlock(&p->mu);
 	if (p->truncate_pending) {
-		int r = index_truncate(pix(p), ptid(p), p->id, p->truncate_from);
+		int r = index_truncate(pix(p), ptid(p), p->id,
+				       p->truncate_from);
 		if (r) {
 			/* Never add entries next to stale ones. */
 			pthread_mutex_lock(&p->mu);
@@ -319,19 +321,19 @@ static bool buffer_entry(struct partition *p, uint64_t offset, uint64_t seg,
 
 /* Index entries produced by a scan, written in chunks. */
 struct rebuild_ctx {
-	struct partition *p;      /* partition being indexed */
-	uint64_t seg;             /* segment being scanned */
-	uint64_t interval;        /* index interval bytes */
-	uint64_t last_pos;        /* position of the last entry in seg */
-	bool have_last;           /* an entry exists in seg */
-	int64_t running_max;      /* max timestamp before the current batch */
-	bool write;               /* write entries to LMDB */
-	bool buffer;              /* instead keep them until they are durable */
+	struct partition *p; /* partition being indexed */
+	uint64_t seg;	     /* segment being scanned */
+	uint64_t interval;   /* index interval bytes */
+	uint64_t last_pos;   /* position of the last entry in seg */
+	bool have_last;	     /* an entry exists in seg */
+	int64_t running_max; /* max timestamp before the current batch */
+	bool write;	     /* write entries to LMDB */
+	bool buffer;	     /* instead keep them until they are durable */
 	struct index_entry ie[256]; /* pending entries */
 	struct time_entry te[256];
-	size_t n;                 /* pending count */
-	uint64_t written;         /* entries written in all */
-	int rc;                   /* first index write error */
+	size_t n;	  /* pending count */
+	uint64_t written; /* entries written in all */
+	int rc;		  /* first index write error */
 };
 
 static void rebuild_flush(struct rebuild_ctx *c)
@@ -365,9 +367,11 @@ static int rebuild_batch(void *arg, uint64_t pos, const uint8_t *batch,
 		c->last_pos = pos;
 		c->have_last = true;
 	} else if (!c->have_last || pos - c->last_pos >= c->interval) {
-		c->ie[c->n] = (struct index_entry){ h->base_offset, c->seg, pos };
+		c->ie[c->n] =
+			(struct index_entry){ h->base_offset, c->seg, pos };
 		c->te[c->n] = (struct time_entry){ c->running_max,
-						   h->base_offset, c->seg, pos };
+						   h->base_offset, c->seg,
+						   pos };
 		if (++c->n == 256)
 			rebuild_flush(c);
 		c->last_pos = pos;
@@ -405,8 +409,8 @@ static void set_state(struct pstate *st, uint64_t seg_base, uint64_t seg_end,
 
 /* Outcome of recovering one partition. */
 struct recover_out {
-	uint64_t truncated;   /* bytes cut from the tail */
-	uint64_t entries;     /* index entries written */
+	uint64_t truncated; /* bytes cut from the tail */
+	uint64_t entries;   /* index entries written */
 };
 
 /*
@@ -716,8 +720,8 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 
 	/* Start at the last index entry of the active segment when the log
 	 * confirms it: a batch with that base offset at that position. */
-	if (!full && index_floor_offset(pix(p), ptid(p), p->id, UINT64_MAX, &e) ==
-			     0 &&
+	if (!full &&
+	    index_floor_offset(pix(p), ptid(p), p->id, UINT64_MAX, &e) == 0 &&
 	    e.seg_base == last && e.pos < m.file_size) {
 		struct batch_hdr h;
 		const char *why;
@@ -780,7 +784,8 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 		/* Stale entries past the end would point new offsets at old
 		 * bytes; when they cannot be removed now (full disk), the
 		 * next index flush removes them first. */
-		if (index_truncate(pix(p), ptid(p), p->id, res.next_offset) != 0)
+		if (index_truncate(pix(p), ptid(p), p->id, res.next_offset) !=
+		    0)
 			p->truncate_pending = true;
 		p->truncate_from = res.next_offset;
 		if (stale_from < p->truncate_from) {
@@ -812,8 +817,7 @@ static int recover_locked(struct partition *p, bool modify, bool full,
 	}
 	set_state(st, last, res.valid_end, res.next_offset, so,
 		  modify ? (full ? res.next_offset : last) : 0, res.max_ts,
-		  segmax,
-		  c->have_last ? c->last_pos : start_pos, total);
+		  segmax, c->have_last ? c->last_pos : start_pos, total);
 	/* Segments wholly below the start: a retention deletion that died
 	 * between persisting the start and unlinking the files. */
 	if (modify)
@@ -934,7 +938,8 @@ void partition_publish_start(struct partition *p, uint64_t start)
 	state_wake_word(&st->space, &st->space_waiters);
 }
 
-/* Make p->active_fd the active segment of the shared state; append lock held. */
+/* Make p->active_fd the active segment of the shared state; append lock held.
+ */
 static int ensure_active(struct partition *p)
 {
 	char path[MQ_PATH_MAX];
@@ -1018,9 +1023,9 @@ static int roll(struct partition *p)
 	MQ_CRASH_POINT("roll.after_create");
 	pthread_mutex_lock(&p->mu);
 	if (p->nsbuf < 4)
-		p->sbuf[p->nsbuf++] = (struct seg_meta){
-			p->active_base, st->seg_end_pos, st->end_offset,
-			st->seg_max_ts };
+		p->sbuf[p->nsbuf++] =
+			(struct seg_meta){ p->active_base, st->seg_end_pos,
+					   st->end_offset, st->seg_max_ts };
 	rc = add_base_locked(p, nb);
 	pthread_mutex_unlock(&p->mu);
 	if (rc) {
@@ -1089,7 +1094,8 @@ static int sync_to(struct partition *p, uint64_t target)
 	if (rc) {
 		fail_stop(p);
 		pthread_mutex_unlock(&st->sync_lock);
-		return mq_err(rc, "%s: fdatasync (partition is now fail-stopped)",
+		return mq_err(rc,
+			      "%s: fdatasync (partition is now fail-stopped)",
 			      path);
 	}
 	if (MQ_LOAD(&st->durable_offset) < v.end_offset)
@@ -1130,8 +1136,8 @@ void partition_writeback(struct partition *p, int64_t now_ms)
 	if (p->st_private || p->t->db->rdonly)
 		return;
 	state_read_view(p->st, &v);
-	p->wb_hist[p->wb_head] = (struct wb_sample){ v.seg_base,
-						     v.seg_end_pos, now_ms };
+	p->wb_hist[p->wb_head] =
+		(struct wb_sample){ v.seg_base, v.seg_end_pos, now_ms };
 	p->wb_head = (p->wb_head + 1) % WB_SAMPLES;
 	for (unsigned i = 0; i < WB_SAMPLES; i++) {
 		const struct wb_sample *s = &p->wb_hist[i];
@@ -1197,8 +1203,9 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 		/* One pass: validate, encode and hash. */
 		buf = encbuf_get(bound);
 		if (!buf)
-			return mq_err(MQLOG_ENOMEM, "%s: batch buffer of %zu "
-						    "bytes",
+			return mq_err(MQLOG_ENOMEM,
+				      "%s: batch buffer of %zu "
+				      "bytes",
 				      p->dir, bound);
 		rc = batch_encode_checked(buf, bound, msgs, n,
 					  cfg->max_record_bytes, now, &size);
@@ -1212,8 +1219,9 @@ int partition_append(struct partition *p, const mqlog_msg *msgs, size_t n,
 			return mq_err_wrap(rc, "%s", p->dir);
 		buf = encbuf_get(size);
 		if (!buf)
-			return mq_err(MQLOG_ENOMEM, "%s: batch buffer of %zu "
-						    "bytes",
+			return mq_err(MQLOG_ENOMEM,
+				      "%s: batch buffer of %zu "
+				      "bytes",
 				      p->dir, size);
 		batch_encode(buf, size, msgs, n, now);
 	}
@@ -1270,7 +1278,8 @@ static int append_locked(struct partition *p, struct abatch *b, int k,
 	rc = ensure_active(p);
 	if (rc)
 		return rc;
-	if (st->seg_end_pos > 0 && st->seg_end_pos + size > cfg->segment_bytes) {
+	if (st->seg_end_pos > 0 &&
+	    st->seg_end_pos + size > cfg->segment_bytes) {
 		rc = roll(p);
 		if (rc)
 			return rc;
@@ -1305,11 +1314,12 @@ static int append_locked(struct partition *p, struct abatch *b, int k,
 
 	MQ_CRASH_POINT("append.after_write");
 	for (int i = 0; i < k; i++) {
-		int64_t bmax = (int64_t)mq_ld64(b[i].buf + 48); /* max_timestamp */
+		int64_t bmax = (int64_t)mq_ld64(b[i].buf + 48); /* max_timestamp
+								 */
 		if (pos == 0 ||
 		    pos - st->last_index_pos >= cfg->index_interval_bytes) {
-			post->flush |= buffer_entry(p, b[i].base, p->active_base,
-						    pos, st->max_ts);
+			post->flush |= buffer_entry(
+				p, b[i].base, p->active_base, pos, st->max_ts);
 			st->last_index_pos = pos;
 		}
 		if (bmax > st->max_ts)
@@ -1378,11 +1388,12 @@ static int append_admitted(struct partition *p, uint8_t *buf, size_t size,
 			return rc;
 		uint64_t mono = mq_mono_ns();
 		if (!deadline)
-			deadline = mono + (uint64_t)cfg->full_block_ms * 1000000u;
+			deadline =
+				mono + (uint64_t)cfg->full_block_ms * 1000000u;
 		if (mono >= deadline)
 			return mq_err(MQLOG_EFULL,
-				      "%s: no space after waiting %u ms", p->dir,
-				      cfg->full_block_ms);
+				      "%s: no space after waiting %u ms",
+				      p->dir, cfg->full_block_ms);
 		retention_wait(p, seen, deadline);
 	}
 }
@@ -1403,18 +1414,22 @@ static int append_admitted(struct partition *p, uint8_t *buf, size_t size,
  * the group takes longer to gather again.
  */
 #define GC_WAIT_MAX_NS 500000u /* the longest a leader waits for company */
-#define GC_PAUSE_NS 40000u     /* a pause in arrivals that ends the wait */
+#define GC_PAUSE_NS    40000u  /* a pause in arrivals that ends the wait */
 
-enum { GC_QUEUED, GC_LEAD, GC_DONE };
+enum {
+	GC_QUEUED,
+	GC_LEAD,
+	GC_DONE
+};
 
 struct gc_req {
-	uint8_t *buf;         /* encoded batch (the caller's, it waits) */
-	size_t size, n;       /* bytes and records */
-	uint64_t base;        /* assigned base offset */
-	int rc;               /* result; ADMIT_WAIT: go the long way */
-	uint32_t state;       /* GC_* */
-	struct gc_req *next;  /* queue link */
-	char msg[512];        /* the leader's error message for rc */
+	uint8_t *buf;	     /* encoded batch (the caller's, it waits) */
+	size_t size, n;	     /* bytes and records */
+	uint64_t base;	     /* assigned base offset */
+	int rc;		     /* result; ADMIT_WAIT: go the long way */
+	uint32_t state;	     /* GC_* */
+	struct gc_req *next; /* queue link */
+	char msg[512];	     /* the leader's error message for rc */
 };
 
 /* Wait until the leader changes our state from GC_QUEUED.  The word is read
@@ -1690,11 +1705,13 @@ static int open_shared(struct partition *p)
 		fd = io_open(path, O_RDONLY, 0);
 		if (fd < 0)
 			return open_private(p);
-		if (io_file_size(fd, &size) != 0 || size < sizeof(struct pstate)) {
+		if (io_file_size(fd, &size) != 0 ||
+		    size < sizeof(struct pstate)) {
 			io_close(fd);
 			return open_private(p);
 		}
-		map = mmap(NULL, PSTATE_FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+		map = mmap(NULL, PSTATE_FILE_SIZE, PROT_READ, MAP_SHARED, fd,
+			   0);
 		if (map == MAP_FAILED) {
 			io_close(fd);
 			return open_private(p);

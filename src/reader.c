@@ -22,24 +22,24 @@
 #include <time.h>
 
 struct mqlog_reader {
-	struct mqlog_topic *t;   /* topic (the reader holds a reference) */
-	struct partition *p;     /* partition */
-	uint64_t next;           /* offset of the next record to return */
-	uint64_t seg;            /* base of the mapped segment */
-	bool have_seg;           /* a segment is mapped */
-	struct segmap map;       /* its mapping */
-	char path[MQ_PATH_MAX];  /* its path, for messages */
-	uint64_t pos;            /* byte position of the next batch to look at */
-	uint64_t expect;         /* base offset the batch at pos must have */
-	bool in_batch;           /* iterating a validated batch */
-	struct batch_hdr bh;     /* that batch */
-	struct batch_iter it;    /* its records */
-	uint64_t batch_pos;      /* its position */
-	uint64_t sealed_size;    /* size of the mapped segment once sealed */
-	bool sealed_known;       /* sealed_size is set */
-	bool hold;               /* do not leave the mapped segment (read()) */
-	bool from_index;         /* pos came from the derived index, unverified */
-	int pin;                 /* reader pin slot in the shared state, or -1 */
+	struct mqlog_topic *t;	/* topic (the reader holds a reference) */
+	struct partition *p;	/* partition */
+	uint64_t next;		/* offset of the next record to return */
+	uint64_t seg;		/* base of the mapped segment */
+	bool have_seg;		/* a segment is mapped */
+	struct segmap map;	/* its mapping */
+	char path[MQ_PATH_MAX]; /* its path, for messages */
+	uint64_t pos;		/* byte position of the next batch to look at */
+	uint64_t expect;	/* base offset the batch at pos must have */
+	bool in_batch;		/* iterating a validated batch */
+	struct batch_hdr bh;	/* that batch */
+	struct batch_iter it;	/* its records */
+	uint64_t batch_pos;	/* its position */
+	uint64_t sealed_size;	/* size of the mapped segment once sealed */
+	bool sealed_known;	/* sealed_size is set */
+	bool hold;		/* do not leave the mapped segment (read()) */
+	bool from_index; /* pos came from the derived index, unverified */
+	int pin;	 /* reader pin slot in the shared state, or -1 */
 };
 
 static void drop_segment(struct mqlog_reader *r)
@@ -194,8 +194,9 @@ static int load_batch(struct mqlog_reader *r)
 		if (r->next >= v.end_offset)
 			return 0;
 		if (r->next < v.start_offset)
-			return mq_err(MQLOG_ERANGE, "%s/%u: offset %llu was "
-						    "removed by retention",
+			return mq_err(MQLOG_ERANGE,
+				      "%s/%u: offset %llu was "
+				      "removed by retention",
 				      r->t->name, r->p->id,
 				      (unsigned long long)r->next);
 		if (!r->have_seg) {
@@ -234,11 +235,12 @@ static int load_batch(struct mqlog_reader *r)
 				return 0;
 			rc = partition_next_segment(r->p, r->seg, &next_seg);
 			if (rc == MQLOG_ENOENT)
-				return mq_err(MQLOG_ECORRUPT,
-					      "%s: log ends at byte %llu before "
-					      "offset %llu",
-					      r->path, (unsigned long long)limit,
-					      (unsigned long long)r->next);
+				return mq_err(
+					MQLOG_ECORRUPT,
+					"%s: log ends at byte %llu before "
+					"offset %llu",
+					r->path, (unsigned long long)limit,
+					(unsigned long long)r->next);
 			if (rc)
 				return rc;
 			if (next_seg != r->expect)
@@ -438,8 +440,8 @@ int mqlog_reader_seek_time(mqlog_reader *r, int64_t ts)
 			if (r->bh.max_timestamp < ts) {
 				r->in_batch = false;
 				r->pos = r->batch_pos + r->bh.length;
-				r->expect = r->bh.base_offset +
-					    r->bh.record_count;
+				r->expect =
+					r->bh.base_offset + r->bh.record_count;
 				r->next = r->expect;
 				continue;
 			}

@@ -128,7 +128,6 @@ _Static_assert(OFF_BODY_CSUM + 8 == BATCH_BODY_CSUM_START,
 /* The largest record any batch can hold. */
 #define RECORD_MAX_SIZE (BATCH_MAX_LENGTH - BATCH_HEADER_SIZE)
 
-
 /* ======================================================================== */
 /* Checksums                                                                */
 /* ======================================================================== */
@@ -648,11 +647,12 @@ int batch_encode_checked(void *buf, size_t cap, const mqlog_msg *msgs,
 
 		rc = record_validate(m, i);
 		if (MQ_UNLIKELY(rc))
-			return rc < 0 ? rc
-				      : mq_err(MQLOG_ETOOBIG,
-					       "record %zu encodes to more than "
-					       "%" PRIu64 " bytes",
-					       i, (uint64_t)RECORD_MAX_SIZE);
+			return rc < 0 ?
+				       rc :
+				       mq_err(MQLOG_ETOOBIG,
+					      "record %zu encodes to more than "
+					      "%" PRIu64 " bytes",
+					      i, (uint64_t)RECORD_MAX_SIZE);
 		body = record_body_size(m, i, varint_size(delta));
 		rec = varint_size(body << 1) + body;
 		if (MQ_UNLIKELY(rec > limit))

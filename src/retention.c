@@ -287,10 +287,11 @@ int retention_admit(struct partition *p, size_t n, size_t size)
 	if (c->max_messages > 0) {
 		uint64_t max = (uint64_t)c->max_messages;
 		if (n > max)
-			return mq_err(MQLOG_EFULL,
-				      "%s: a batch of %zu records can never fit "
-				      "under max-messages %llu",
-				      p->dir, n, (unsigned long long)max);
+			return mq_err(
+				MQLOG_EFULL,
+				"%s: a batch of %zu records can never fit "
+				"under max-messages %llu",
+				p->dir, n, (unsigned long long)max);
 		if (end - start + n > max) {
 			if (c->full_policy == MQLOG_FULL_REJECT)
 				return mq_err(MQLOG_EFULL,
@@ -316,13 +317,14 @@ int retention_admit(struct partition *p, size_t n, size_t size)
 				      p->dir, size, (unsigned long long)limit);
 		if (MQ_LOAD_RELAXED(&st->total_bytes) + size > limit) {
 			if (c->full_policy == MQLOG_FULL_REJECT)
-				return mq_err(MQLOG_EFULL,
-					      "%s: %llu bytes, retention-bytes "
-					      "%llu",
-					      p->dir,
-					      (unsigned long long)MQ_LOAD_RELAXED(
-						      &st->total_bytes),
-					      (unsigned long long)limit);
+				return mq_err(
+					MQLOG_EFULL,
+					"%s: %llu bytes, retention-bytes "
+					"%llu",
+					p->dir,
+					(unsigned long long)MQ_LOAD_RELAXED(
+						&st->total_bytes),
+					(unsigned long long)limit);
 			if (c->full_policy == MQLOG_FULL_BLOCK)
 				return ADMIT_WAIT;
 			/* DROP_OLDEST by bytes is whole segments, as in
@@ -393,8 +395,7 @@ static int interest_advance(struct partition *p)
 /* Entry points                                                             */
 /* ======================================================================== */
 
-int mqlog_partition_release(mqlog_topic *t, uint32_t partition,
-			    uint64_t offset)
+int mqlog_partition_release(mqlog_topic *t, uint32_t partition, uint64_t offset)
 {
 	struct partition *p;
 	int rc;
@@ -410,8 +411,9 @@ int mqlog_partition_release(mqlog_topic *t, uint32_t partition,
 	if (rc)
 		return rc;
 	if (offset > p->st->end_offset) {
-		rc = mq_err(MQLOG_ERANGE, "%s: release to %llu beyond the end "
-					  "%llu",
+		rc = mq_err(MQLOG_ERANGE,
+			    "%s: release to %llu beyond the end "
+			    "%llu",
 			    p->dir, (unsigned long long)offset,
 			    (unsigned long long)p->st->end_offset);
 		goto out;

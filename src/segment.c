@@ -44,7 +44,8 @@
 
 void segment_name(char out[SEG_NAME_LEN + 1], uint64_t base)
 {
-	snprintf(out, SEG_NAME_LEN + 1, "%020llu.seg", (unsigned long long)base);
+	snprintf(out, SEG_NAME_LEN + 1, "%020llu.seg",
+		 (unsigned long long)base);
 }
 
 bool segment_parse_name(const char *name, uint64_t *base)
@@ -205,8 +206,8 @@ void segment_scan_from(const uint8_t *map, uint64_t start, uint64_t limit,
 	res->max_ts = max_ts;
 	res->seg_max_ts = INT64_MIN;
 	while (pos < limit) {
-		int rc = batch_check_header(map + pos, (size_t)(limit - pos), &h,
-					    &why);
+		int rc = batch_check_header(map + pos, (size_t)(limit - pos),
+					    &h, &why);
 		if (!rc && h.base_offset != expect_offset) {
 			rc = MQLOG_ECORRUPT;
 			why = "base offset does not continue the log";

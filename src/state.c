@@ -171,7 +171,8 @@ bool state_spin(uint32_t *const *words, const uint32_t *seen, size_t n,
 		return false;
 	for (unsigned i = 0;; i++) {
 		for (size_t k = 0; k < n; k++)
-			if (__atomic_load_n(words[k], __ATOMIC_ACQUIRE) != seen[k])
+			if (__atomic_load_n(words[k], __ATOMIC_ACQUIRE) !=
+			    seen[k])
 				return true;
 		cpu_relax();
 		if ((i & 63) == 0) {

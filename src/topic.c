@@ -42,7 +42,8 @@ int mqlog_topic_name_valid(const char *name)
 	if (!name)
 		return 0;
 	for (const char *c = name; *c; c++, n++) {
-		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		bool ok = (*c >= 'a' && *c <= 'z') ||
+			  (*c >= 'A' && *c <= 'Z') ||
 			  (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' ||
 			  *c == '-';
 		if (!ok || n >= MQLOG_TOPIC_NAME_MAX)
@@ -62,8 +63,9 @@ static int check_name(const char *name, const char *what)
 		char shown[64];
 		size_t i;
 		for (i = 0; name[i] && i < sizeof shown - 4; i++)
-			shown[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i]
-									 : '?';
+			shown[i] = (name[i] >= 0x20 && name[i] < 0x7f) ?
+					   name[i] :
+					   '?';
 		shown[i] = 0;
 		if (name[i])
 			strcat(shown, "...");
@@ -103,36 +105,44 @@ int topic_config_validate(const mqlog_topic_config *c)
 			      "segment_bytes %llu: must be 4096..2^40",
 			      (unsigned long long)c->segment_bytes);
 	if (c->sync < MQLOG_SYNC_NONE || c->sync > MQLOG_SYNC_ALWAYS)
-		return mq_err(MQLOG_EINVAL, "sync policy %d: must be none, "
-					    "interval or always",
+		return mq_err(MQLOG_EINVAL,
+			      "sync policy %d: must be none, "
+			      "interval or always",
 			      c->sync);
 	if (c->sync_interval_ms < 1 || c->sync_interval_ms > 86400000u)
-		return mq_err(MQLOG_EINVAL, "sync_interval_ms %u: must be "
-					    "1..86400000",
+		return mq_err(MQLOG_EINVAL,
+			      "sync_interval_ms %u: must be "
+			      "1..86400000",
 			      c->sync_interval_ms);
 	if (c->retention_ms < MQLOG_UNLIMITED || c->retention_ms == 0)
-		return mq_err(MQLOG_EINVAL, "retention_ms %lld: must be > 0 or "
-					    "unlimited (-1)",
+		return mq_err(MQLOG_EINVAL,
+			      "retention_ms %lld: must be > 0 or "
+			      "unlimited (-1)",
 			      (long long)c->retention_ms);
 	if (c->retention_bytes < MQLOG_UNLIMITED || c->retention_bytes == 0)
-		return mq_err(MQLOG_EINVAL, "retention_bytes %lld: must be > 0 "
-					    "or unlimited (-1)",
+		return mq_err(MQLOG_EINVAL,
+			      "retention_bytes %lld: must be > 0 "
+			      "or unlimited (-1)",
 			      (long long)c->retention_bytes);
 	if (c->max_messages < MQLOG_UNLIMITED || c->max_messages == 0)
-		return mq_err(MQLOG_EINVAL, "max_messages %lld: must be > 0 or "
-					    "unlimited (-1)",
+		return mq_err(MQLOG_EINVAL,
+			      "max_messages %lld: must be > 0 or "
+			      "unlimited (-1)",
 			      (long long)c->max_messages);
 	if (c->full_policy < MQLOG_FULL_DROP_OLDEST ||
 	    c->full_policy > MQLOG_FULL_BLOCK)
-		return mq_err(MQLOG_EINVAL, "full policy %d: must be "
-					    "drop-oldest, reject or block",
+		return mq_err(MQLOG_EINVAL,
+			      "full policy %d: must be "
+			      "drop-oldest, reject or block",
 			      c->full_policy);
 	if (c->max_record_bytes < 64 || c->max_record_bytes > (256u << 20))
-		return mq_err(MQLOG_EINVAL, "max_record_bytes %u: must be "
-					    "64..268435456",
+		return mq_err(MQLOG_EINVAL,
+			      "max_record_bytes %u: must be "
+			      "64..268435456",
 			      c->max_record_bytes);
 	if (c->index_interval_bytes < 1)
-		return mq_err(MQLOG_EINVAL, "index_interval_bytes must be >= 1");
+		return mq_err(MQLOG_EINVAL,
+			      "index_interval_bytes must be >= 1");
 	if (c->interest != 0 && c->interest != 1)
 		return mq_err(MQLOG_EINVAL,
 			      "interest %d: must be 0 (off) or 1 "
@@ -142,8 +152,9 @@ int topic_config_validate(const mqlog_topic_config *c)
 		return mq_err(MQLOG_EINVAL, "max_attempts %u: must be 1..1000",
 			      c->max_attempts);
 	if (c->retry_delay_ms > 86400000u)
-		return mq_err(MQLOG_EINVAL, "retry_delay_ms %u: must be "
-					    "0..86400000",
+		return mq_err(MQLOG_EINVAL,
+			      "retry_delay_ms %u: must be "
+			      "0..86400000",
 			      c->retry_delay_ms);
 	return 0;
 }
@@ -290,15 +301,16 @@ int mqlog_topic_create(mqlog *db, const char *name,
 	if (rc)
 		return mq_err_wrap(rc, "topic create %s", name);
 	if (db->rdonly)
-		return mq_err(MQLOG_ERDONLY, "topic create %s: %s opened "
-					     "read-only",
+		return mq_err(MQLOG_ERDONLY,
+			      "topic create %s: %s opened "
+			      "read-only",
 			      name, db->path);
 
 	rc = index_topic_create(db->ix, name, cfg, &id);
 	if (rc)
-		return rc == MQLOG_EEXIST
-			       ? mq_err(rc, "topic create: topic \"%s\"", name)
-			       : mq_err_wrap(rc, "topic create %s", name);
+		return rc == MQLOG_EEXIST ?
+			       mq_err(rc, "topic create: topic \"%s\"", name) :
+			       mq_err_wrap(rc, "topic create %s", name);
 	m.id = id;
 	m.cfg = *cfg;
 
@@ -330,8 +342,9 @@ int mqlog_topic_create(mqlog *db, const char *name,
 	rc = io_rename(tmp, final);
 	if (rc) {
 		if (rc == -EEXIST || rc == -ENOTEMPTY)
-			mq_err(MQLOG_EEXIST, "topic create: %s exists on disk "
-					     "without metadata",
+			mq_err(MQLOG_EEXIST,
+			       "topic create: %s exists on disk "
+			       "without metadata",
 			       final);
 		else
 			mq_err(rc, "rename %s to %s", tmp, final);
@@ -384,22 +397,24 @@ int mqlog_topic_delete(mqlog *db, const char *name)
 	if (rc)
 		return rc;
 	if (db->rdonly)
-		return mq_err(MQLOG_ERDONLY, "topic delete %s: read-only", name);
+		return mq_err(MQLOG_ERDONLY, "topic delete %s: read-only",
+			      name);
 	pthread_mutex_lock(&db->mu);
 	for (struct mqlog_topic *t = db->topics; t; t = t->next) {
 		if (!strcmp(t->name, name)) {
 			pthread_mutex_unlock(&db->mu);
-			return mq_err(MQLOG_EBUSY, "topic delete %s: the topic "
-						   "is open in this process",
+			return mq_err(MQLOG_EBUSY,
+				      "topic delete %s: the topic "
+				      "is open in this process",
 				      name);
 		}
 	}
 	rc = index_topic_get(db->ix, name, &m);
 	if (rc) {
 		pthread_mutex_unlock(&db->mu);
-		return rc == MQLOG_ENOENT
-			       ? mq_err(rc, "topic delete: topic \"%s\"", name)
-			       : mq_err_wrap(rc, "topic delete %s", name);
+		return rc == MQLOG_ENOENT ?
+			       mq_err(rc, "topic delete: topic \"%s\"", name) :
+			       mq_err_wrap(rc, "topic delete %s", name);
 	}
 	snprintf(topics, sizeof topics, "%s/topics", db->path);
 	snprintf(dir, sizeof dir, "%s/%s", topics, name);
@@ -575,8 +590,9 @@ int topic_partition(struct mqlog_topic *t, uint32_t id, struct partition **out)
 	int rc = 0;
 
 	if (id >= t->meta.cfg.partitions)
-		return mq_err(MQLOG_EINVAL, "%s: partition %u out of range "
-					    "(topic has %u)",
+		return mq_err(MQLOG_EINVAL,
+			      "%s: partition %u out of range "
+			      "(topic has %u)",
 			      t->name, id, t->meta.cfg.partitions);
 	p = __atomic_load_n(&t->parts[id], __ATOMIC_ACQUIRE);
 	if (MQ_LIKELY(p != NULL)) {
@@ -624,8 +640,8 @@ int mqlog_topic_sync(mqlog_topic *t)
 	if (!t)
 		return mq_err(MQLOG_EINVAL, "sync: topic is NULL");
 	for (uint32_t i = 0; i < t->meta.cfg.partitions; i++) {
-		struct partition *p = __atomic_load_n(&t->parts[i],
-						      __ATOMIC_ACQUIRE);
+		struct partition *p =
+			__atomic_load_n(&t->parts[i], __ATOMIC_ACQUIRE);
 		if (!p)
 			continue;
 		int r = partition_sync(p);

@@ -57,8 +57,9 @@ static int scan_mapped(const char *path, const uint8_t *map, uint64_t limit,
 			rc = batch_check_body(map + pos, &h, &why);
 		if (rc) {
 			*end = expect;
-			return mq_err(MQLOG_ECORRUPT, "%s: batch at byte %llu: %s",
-				      path, (unsigned long long)pos, why);
+			return mq_err(MQLOG_ECORRUPT,
+				      "%s: batch at byte %llu: %s", path,
+				      (unsigned long long)pos, why);
 		}
 		if (!have_base) {
 			have_base = true;
@@ -91,8 +92,9 @@ static int scan_mapped(const char *path, const uint8_t *map, uint64_t limit,
 		}
 		if (rc < 0) {
 			*end = expect;
-			return mq_err(MQLOG_ECORRUPT, "%s: batch at byte %llu: %s",
-				      path, (unsigned long long)pos, why);
+			return mq_err(MQLOG_ECORRUPT,
+				      "%s: batch at byte %llu: %s", path,
+				      (unsigned long long)pos, why);
 		}
 		expect += h.record_count;
 		pos += h.length;
@@ -160,8 +162,8 @@ static int foreach_segment(struct partition *p, seg_fn fn, void *arg)
 
 struct scan_part_ctx {
 	const mqlog_scan_ops *ops; /* user callbacks */
-	void *arg;                 /* their argument */
-	uint32_t partition;        /* for records */
+	void *arg;		   /* their argument */
+	uint32_t partition;	   /* for records */
 };
 
 static int scan_part_record(void *arg, const mqlog_batch_info *b,
@@ -212,20 +214,20 @@ int mqlog_scan_partition(mqlog_topic *t, uint32_t partition,
 /* ======================================================================== */
 
 struct vctx {
-	mqlog_problem_fn problem;   /* report callback */
-	void *arg;                  /* its argument */
-	mqlog_verify_stats *st;     /* running totals */
-	const char *topic;          /* current topic */
-	uint32_t partition;         /* current partition */
-	bool have_prev;             /* a segment was seen before */
-	uint64_t prev_end;          /* offset after the previous segment */
-	struct index_entry *oe;     /* the partition's offset index */
-	size_t noe, ioe;            /* count, next to match */
-	struct time_entry *te;      /* the partition's time index */
-	size_t nte, ite;            /* count, next to match */
-	int64_t running;            /* max timestamp before the current batch */
-	uint64_t seg;               /* current segment base */
-	const char *path;           /* current segment path */
+	mqlog_problem_fn problem; /* report callback */
+	void *arg;		  /* its argument */
+	mqlog_verify_stats *st;	  /* running totals */
+	const char *topic;	  /* current topic */
+	uint32_t partition;	  /* current partition */
+	bool have_prev;		  /* a segment was seen before */
+	uint64_t prev_end;	  /* offset after the previous segment */
+	struct index_entry *oe;	  /* the partition's offset index */
+	size_t noe, ioe;	  /* count, next to match */
+	struct time_entry *te;	  /* the partition's time index */
+	size_t nte, ite;	  /* count, next to match */
+	int64_t running;	  /* max timestamp before the current batch */
+	uint64_t seg;		  /* current segment base */
+	const char *path;	  /* current segment path */
 };
 
 static void report(struct vctx *c, const char *file, uint64_t pos,
@@ -272,8 +274,7 @@ static int collect_te(void *arg, const struct time_entry *e)
 }
 
 /* Match index entries against one valid batch. */
-static void match_batch(struct vctx *c, uint64_t pos,
-			const struct batch_hdr *h)
+static void match_batch(struct vctx *c, uint64_t pos, const struct batch_hdr *h)
 {
 	while (c->ioe < c->noe && c->oe[c->ioe].offset < h->base_offset) {
 		const struct index_entry *e = &c->oe[c->ioe++];
@@ -374,8 +375,7 @@ static int verify_seg(void *arg, const char *path, uint64_t base,
 	return 0;
 }
 
-static int verify_partition(struct mqlog_topic *t, uint32_t id,
-			    struct vctx *c)
+static int verify_partition(struct mqlog_topic *t, uint32_t id, struct vctx *c)
 {
 	struct partition *p;
 	int rc;
@@ -391,7 +391,8 @@ static int verify_partition(struct mqlog_topic *t, uint32_t id,
 	c->running = INT64_MIN;
 	rc = index_foreach_offset(t->db->ix, t->meta.id, id, collect_oe, c);
 	if (!rc)
-		rc = index_foreach_time(t->db->ix, t->meta.id, id, collect_te, c);
+		rc = index_foreach_time(t->db->ix, t->meta.id, id, collect_te,
+					c);
 	if (rc)
 		return rc;
 	c->st->partitions++;
@@ -400,11 +401,13 @@ static int verify_partition(struct mqlog_topic *t, uint32_t id,
 		return rc;
 	/* Entries past the end of the valid log. */
 	for (; c->ioe < c->noe; c->ioe++)
-		report(c, NULL, 0, "offset index entry %llu is past the log end",
+		report(c, NULL, 0,
+		       "offset index entry %llu is past the log end",
 		       (unsigned long long)c->oe[c->ioe].offset);
 	for (; c->ite < c->nte; c->ite++)
-		report(c, NULL, 0, "time index entry for offset %llu is past "
-				   "the log end",
+		report(c, NULL, 0,
+		       "time index entry for offset %llu is past "
+		       "the log end",
 		       (unsigned long long)c->te[c->ite].offset);
 	return 0;
 }
@@ -479,7 +482,8 @@ int mqlog_recover(mqlog *db, const char *topic, mqlog_recover_stats *stats)
 		rc = mqlog_topic_open(db, names[i], &t);
 		if (rc)
 			break;
-		for (uint32_t pi = 0; pi < t->meta.cfg.partitions && !rc; pi++) {
+		for (uint32_t pi = 0; pi < t->meta.cfg.partitions && !rc;
+		     pi++) {
 			struct partition *p;
 			uint64_t entries = 0, truncated = 0;
 			rc = topic_partition(t, pi, &p);

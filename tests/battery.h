@@ -65,9 +65,9 @@ static inline char *bt_scratch(void)
 
 	if (!base || !*base)
 		base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
-				       access("/dev/shm", W_OK) == 0
-			       ? "/dev/shm"
-			       : NULL;
+				       access("/dev/shm", W_OK) == 0 ?
+			       "/dev/shm" :
+			       NULL;
 	if (!base)
 		return fx_tmpdir();
 	snprintf(tmpl, sizeof tmpl, "%s/mqlog-battery-XXXXXX", base);
@@ -110,14 +110,14 @@ static inline uint64_t bt_fnv(const void *p, size_t n, uint64_t h)
 
 /* One generated record with its storage. */
 struct bt_rec {
-	char key[24];          /* key bytes (when not null) */
-	size_t klen;           /* key length */
-	bool knull;            /* null key */
-	uint8_t val[BT_VMAX];  /* value bytes */
-	size_t vlen;           /* value length, 1..BT_VMAX */
-	uint8_t hval[8];       /* the header's value (when there is one) */
-	mqlog_header hdr;      /* one header on every fifth record */
-	int64_t ts;            /* timestamp */
+	char key[24];	      /* key bytes (when not null) */
+	size_t klen;	      /* key length */
+	bool knull;	      /* null key */
+	uint8_t val[BT_VMAX]; /* value bytes */
+	size_t vlen;	      /* value length, 1..BT_VMAX */
+	uint8_t hval[8];      /* the header's value (when there is one) */
+	mqlog_header hdr;     /* one header on every fifth record */
+	int64_t ts;	      /* timestamp */
 };
 
 /*
@@ -136,8 +136,8 @@ static inline void bt_make(uint32_t seed, uint32_t part, uint64_t off,
 		vmax = BT_VMAX;
 	memset(m, 0, sizeof *m);
 	r->knull = h % 3 == 0;
-	r->klen = r->knull ? 0
-			   : (size_t)snprintf(r->key, sizeof r->key, "k%u",
+	r->klen = r->knull ? 0 :
+			     (size_t)snprintf(r->key, sizeof r->key, "k%u",
 					      (unsigned)(h >> 40) % 97);
 	/* "o<offset>:" then bytes from the hash stream: a value names its
 	 * own offset, which makes failure messages readable. */
@@ -189,13 +189,15 @@ static inline int bt_check_rec(uint32_t seed, uint32_t part, size_t vmax,
 	bt_make(seed, part, rec->offset, vmax, &r, &m);
 	if ((rec->key.data == NULL) != r.knull || rec->key.len != r.klen ||
 	    (r.klen && memcmp(rec->key.data, r.key, r.klen) != 0)) {
-		snprintf(why, cap, "offset %" PRIu64 ": wrong key", rec->offset);
+		snprintf(why, cap, "offset %" PRIu64 ": wrong key",
+			 rec->offset);
 		return -1;
 	}
 	if (!rec->value.data || rec->value.len != r.vlen ||
 	    memcmp(rec->value.data, r.val, r.vlen) != 0) {
 		snprintf(why, cap,
-			 "offset %" PRIu64 ": wrong value (%zu bytes, want %zu)",
+			 "offset %" PRIu64
+			 ": wrong value (%zu bytes, want %zu)",
 			 rec->offset, rec->value.len, r.vlen);
 		return -1;
 	}
@@ -241,12 +243,12 @@ static inline int bt_append(mqlog_topic *t, uint32_t seed, uint32_t part,
 
 /* What a partition must hold after recovery. */
 struct bt_expect {
-	uint32_t seed;       /* generator seed of the partition's records */
-	size_t vmax;         /* generator value bound */
-	uint64_t acked_end;  /* every offset below it was acknowledged */
-	uint64_t max_start;  /* the log start may be at most this (retention) */
-	unsigned seek_stride;/* seek to every Nth acknowledged offset (0: 1) */
-	bool time_seeks;     /* also check seeks by timestamp */
+	uint32_t seed;	    /* generator seed of the partition's records */
+	size_t vmax;	    /* generator value bound */
+	uint64_t acked_end; /* every offset below it was acknowledged */
+	uint64_t max_start; /* the log start may be at most this (retention) */
+	unsigned seek_stride; /* seek to every Nth acknowledged offset (0: 1) */
+	bool time_seeks;      /* also check seeks by timestamp */
 };
 
 /* Outcome of bt_check_partition. */
@@ -293,8 +295,8 @@ static inline int bt_check_partition(mqlog_topic *t, uint32_t part,
 	seen->records = 0;
 	if (info.end_offset < e->acked_end)
 		return bt_fail(why, cap,
-			       "partition %u ends at %" PRIu64
-			       " but %" PRIu64 " were acknowledged",
+			       "partition %u ends at %" PRIu64 " but %" PRIu64
+			       " were acknowledged",
 			       part, info.end_offset, e->acked_end);
 	if (info.start_offset > e->max_start)
 		return bt_fail(why, cap,
@@ -359,7 +361,8 @@ static inline int bt_check_partition(mqlog_topic *t, uint32_t part,
 				mqlog_reader_close(r);
 				return bt_fail(why, cap,
 					       "partition %u: seek to time of "
-					       "%" PRIu64 " gave %d at %" PRIu64,
+					       "%" PRIu64
+					       " gave %d at %" PRIu64,
 					       part, o, rc, pos);
 			}
 		}
@@ -373,7 +376,7 @@ static inline int bt_check_partition(mqlog_topic *t, uint32_t part,
 
 /* Problems reported by mqlog_verify, kept for messages. */
 struct bt_problems {
-	unsigned n;      /* problems */
+	unsigned n;	 /* problems */
 	char first[512]; /* the first one */
 };
 
@@ -389,8 +392,7 @@ static inline void bt_on_problem(void *arg, const char *topic,
 }
 
 /* mqlog_verify, with the first problem in @why when it is not clean. */
-static inline int bt_verify(mqlog *db, const char *topic, char *why,
-			    size_t cap)
+static inline int bt_verify(mqlog *db, const char *topic, char *why, size_t cap)
 {
 	struct bt_problems p = { 0, "" };
 	int rc = mqlog_verify(db, topic, bt_on_problem, &p, NULL);

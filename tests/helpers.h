@@ -31,7 +31,7 @@
 
 /* Raw batch header fields used by tests that look at segment files. */
 #define H_BATCH_MAGIC 0x4D514C01u
-#define H_BATCH_HDR 68u
+#define H_BATCH_HDR   68u
 
 /* ------------------------------------------------------------------------ */
 /* Clocks                                                                   */
@@ -55,7 +55,8 @@ static inline int64_t h_wall_ms(void)
 
 static inline void h_sleep_ms(unsigned ms)
 {
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	struct timespec ts = { (time_t)(ms / 1000),
+			       (long)(ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
@@ -109,8 +110,8 @@ static inline struct mqlog_partition_info h_info(mqlog_topic *t, uint32_t part)
 	int rc;
 	memset(&info, 0xA5, sizeof info);
 	rc = mqlog_partition_stat(t, part, &info);
-	ck_assert_msg(rc == 0, "mqlog_partition_stat(%u) = %d %s: %s", part,
-		      rc, mqlog_errname(rc), mqlog_errmsg(NULL));
+	ck_assert_msg(rc == 0, "mqlog_partition_stat(%u) = %d %s: %s", part, rc,
+		      mqlog_errname(rc), mqlog_errmsg(NULL));
 	return info;
 }
 
@@ -154,20 +155,20 @@ static inline uint64_t h_append1(mqlog_topic *t, uint32_t part, const char *val)
 /* ------------------------------------------------------------------------ */
 
 struct h_rec {
-	uint64_t off;       /* record offset */
-	int64_t ts;         /* timestamp */
-	char *val;          /* copy of the value, NUL-terminated (NULL if null) */
-	size_t vlen;        /* value length */
-	char *key;          /* copy of the key, NUL-terminated (NULL if null) */
-	size_t klen;        /* key length */
-	uint32_t nh;        /* header count */
+	uint64_t off; /* record offset */
+	int64_t ts;   /* timestamp */
+	char *val;    /* copy of the value, NUL-terminated (NULL if null) */
+	size_t vlen;  /* value length */
+	char *key;    /* copy of the key, NUL-terminated (NULL if null) */
+	size_t klen;  /* key length */
+	uint32_t nh;  /* header count */
 	uint32_t partition; /* rec->partition */
 };
 
 struct h_recs {
 	struct h_rec *r; /* records in read order */
-	size_t n;        /* number of records */
-	size_t cap;      /* allocated */
+	size_t n;	 /* number of records */
+	size_t cap;	 /* allocated */
 };
 
 static inline char *h_dup_bytes(mqlog_bytes b)
@@ -286,7 +287,8 @@ static inline size_t h_seg_list(const char *dir, const char *topic,
 		ck_assert_msg(len == 24, "segment name %s is not 20 digits",
 			      e->d_name);
 		for (size_t i = 0; i < 20; i++)
-			ck_assert_msg(e->d_name[i] >= '0' && e->d_name[i] <= '9',
+			ck_assert_msg(e->d_name[i] >= '0' &&
+					      e->d_name[i] <= '9',
 				      "segment name %s", e->d_name);
 		if (n < max)
 			bases[n] = strtoull(e->d_name, NULL, 10);
@@ -335,9 +337,9 @@ static inline unsigned char *h_slurp(const char *path, size_t *len)
 
 /* One batch found by h_walk. */
 struct h_batch {
-	uint64_t pos;   /* byte position in the file */
-	uint32_t len;   /* batch length */
-	uint64_t base;  /* base offset */
+	uint64_t pos;	/* byte position in the file */
+	uint32_t len;	/* batch length */
+	uint64_t base;	/* base offset */
 	uint32_t count; /* record count */
 };
 
@@ -408,9 +410,9 @@ static inline int h_copy_sparse(const char *from, const char *to)
 		if (hole < 0)
 			hole = st.st_size;
 		for (off_t p = data; p < hole;) {
-			size_t want = (size_t)(hole - p) < sizeof buf
-					      ? (size_t)(hole - p)
-					      : sizeof buf;
+			size_t want = (size_t)(hole - p) < sizeof buf ?
+					      (size_t)(hole - p) :
+					      sizeof buf;
 			ssize_t k = pread(in, buf, want, p);
 			if (k <= 0 || pwrite(out, buf, (size_t)k, p) != k) {
 				rc = -EIO;
@@ -514,11 +516,11 @@ static inline mqlog_consumer *h_open_group(mqlog_topic *t, const char *group,
 }
 
 /* Assert that a failing call left a non-empty thread message. */
-#define H_ASSERT_MSG(db)                                                       \
-	do {                                                                   \
-		const char *m_ = mqlog_errmsg(db);                             \
-		ck_assert_ptr_nonnull(m_);                                     \
-		ck_assert_msg(m_[0] != '\0', "empty mqlog_errmsg");            \
+#define H_ASSERT_MSG(db)                                            \
+	do {                                                        \
+		const char *m_ = mqlog_errmsg(db);                  \
+		ck_assert_ptr_nonnull(m_);                          \
+		ck_assert_msg(m_[0] != '\0', "empty mqlog_errmsg"); \
 	} while (0)
 
 /* Deterministic PRNG (xorshift64*) so every run sees the same data. */
@@ -533,15 +535,15 @@ static inline uint64_t h_rand(uint64_t *s)
 }
 
 /* Standard main(): run one suite, return nonzero on any failure. */
-#define H_MAIN(suite_fn)                                                       \
-	int main(void)                                                         \
-	{                                                                      \
-		SRunner *sr_ = srunner_create(suite_fn());                     \
-		int nf_;                                                       \
-		srunner_run_all(sr_, CK_NORMAL);                               \
-		nf_ = srunner_ntests_failed(sr_);                              \
-		srunner_free(sr_);                                             \
-		return nf_ == 0 ? 0 : 1;                                       \
+#define H_MAIN(suite_fn)                                   \
+	int main(void)                                     \
+	{                                                  \
+		SRunner *sr_ = srunner_create(suite_fn()); \
+		int nf_;                                   \
+		srunner_run_all(sr_, CK_NORMAL);           \
+		nf_ = srunner_ntests_failed(sr_);          \
+		srunner_free(sr_);                         \
+		return nf_ == 0 ? 0 : 1;                   \
 	}
 
 #endif

@@ -21,9 +21,9 @@ struct workload; /* the test's own description of what ran */
 
 /* A copy of meta/data.mdb taken right after a note. */
 struct snap {
-	size_t at;       /* index of the note in the op log */
-	uint8_t *data;   /* file contents (NULL: no file yet) */
-	size_t len;      /* bytes */
+	size_t at;	       /* index of the note in the op log */
+	uint8_t *data;	       /* file contents (NULL: no file yet) */
+	size_t len;	       /* bytes */
 	uint64_t committed[4]; /* group offsets it holds (GROUP_NONE: none) */
 };
 
@@ -32,11 +32,11 @@ struct snap {
 /* Everything a run leaves for the state builder. */
 struct run {
 	const struct workload *w; /* what ran (the test's) */
-	char root[4096];         /* recorded root: the data directory's parent */
-	size_t nops;             /* entries in the op log */
-	struct snap *snaps;      /* one per note */
+	char root[4096];    /* recorded root: the data directory's parent */
+	size_t nops;	    /* entries in the op log */
+	struct snap *snaps; /* one per note */
 	size_t nsnaps;
-	uint64_t committed[4];   /* the workload's last durable group commit */
+	uint64_t committed[4]; /* the workload's last durable group commit */
 };
 
 /* ======================================================================== */
@@ -44,8 +44,8 @@ struct run {
 /* ======================================================================== */
 
 #define MAXNODES 1024
-#define MAXENTS 64
-#define MAXFD 1024
+#define MAXENTS	 64
+#define MAXFD	 1024
 
 struct ent {
 	char name[64]; /* entry name */
@@ -53,37 +53,41 @@ struct ent {
 };
 
 struct node {
-	bool used;          /* allocated */
-	bool dir;           /* a directory */
+	bool used;		  /* allocated */
+	bool dir;		  /* a directory */
 	struct ent ents[MAXENTS]; /* directory entries (volatile) */
 	int nents;
-	size_t *dops;       /* data ops (log indexes), in order */
+	size_t *dops; /* data ops (log indexes), in order */
 	size_t ndops, capd;
-	size_t nsynced;     /* data ops covered by the last fdatasync */
+	size_t nsynced; /* data ops covered by the last fdatasync */
 };
 
-enum dkind { D_ADD, D_DEL, D_MOVE };
+enum dkind {
+	D_ADD,
+	D_DEL,
+	D_MOVE
+};
 
 struct dirop {
-	size_t at;          /* log index; SIZE_MAX: implicit (always kept) */
+	size_t at; /* log index; SIZE_MAX: implicit (always kept) */
 	enum dkind kind;
-	int pnode;          /* parent (source for a move) */
+	int pnode; /* parent (source for a move) */
 	char name[64];
-	int pnode2;         /* move target parent */
+	int pnode2; /* move target parent */
 	char name2[64];
-	int node;           /* node added or moved */
-	bool synced;        /* its directory (both, for a move) was fsynced */
+	int node;    /* node added or moved */
+	bool synced; /* its directory (both, for a move) was fsynced */
 };
 
 struct model {
 	struct node nodes[MAXNODES];
 	int nnodes;
-	int fds[MAXFD];     /* fd -> node, -1 */
+	int fds[MAXFD]; /* fd -> node, -1 */
 	struct dirop *dops;
 	size_t ndops, capd;
-	size_t *dsyncs;     /* (at << 16 | node) of successful dir fsyncs */
+	size_t *dsyncs; /* (at << 16 | node) of successful dir fsyncs */
 	size_t ndsyncs, capds;
-	size_t implicit;    /* directories not created through the io layer */
+	size_t implicit; /* directories not created through the io layer */
 };
 
 static void model_free(struct model *m)
@@ -169,7 +173,8 @@ static int resolve_parent(struct model *m, const char *rel, char last[64])
 		int i = ent_find(&m->nodes[cur], tok);
 		if (i < 0) {
 			int n = new_node(m, true);
-			struct dirop op = { SIZE_MAX, D_ADD, cur, "", -1, "", n, true };
+			struct dirop op = { SIZE_MAX, D_ADD, cur, "",
+					    -1,	      "",    n,	  true };
 			snprintf(op.name, sizeof op.name, "%s", tok);
 			ent_set(&m->nodes[cur], tok, n);
 			add_dirop(m, op);
@@ -193,7 +198,8 @@ static const char *rel_of(const struct run *r, const char *path)
 	size_t n = strlen(r->root);
 	if (!path || strncmp(path, r->root, n) != 0 || path[n] != '/')
 		return NULL;
-	if (strstr(path + n, "/meta/") || !strcmp(path + strlen(path) - 5, "/meta"))
+	if (strstr(path + n, "/meta/") ||
+	    !strcmp(path + strlen(path) - 5, "/meta"))
 		return NULL;
 	return path + n + 1;
 }
@@ -224,8 +230,8 @@ static void replay(const struct run *r, size_t upto, struct model *m)
 					      "open of a missing file %s", rel);
 				node = new_node(m, false);
 				ent_set(&m->nodes[par], name, node);
-				struct dirop op = { at, D_ADD, par, "", -1, "",
-						    node, false };
+				struct dirop op = { at, D_ADD, par,  "",
+						    -1, "",    node, false };
 				snprintf(op.name, sizeof op.name, "%s", name);
 				add_dirop(m, op);
 			} else {
@@ -275,11 +281,13 @@ static void replay(const struct run *r, size_t upto, struct model *m)
 			}
 			if (m->ndsyncs == m->capds) {
 				m->capds = m->capds ? m->capds * 2 : 256;
-				m->dsyncs = realloc(m->dsyncs,
-						    m->capds * sizeof *m->dsyncs);
+				m->dsyncs =
+					realloc(m->dsyncs,
+						m->capds * sizeof *m->dsyncs);
 				ck_assert_ptr_nonnull(m->dsyncs);
 			}
-			m->dsyncs[m->ndsyncs++] = at << 16 | (size_t)synced_node;
+			m->dsyncs[m->ndsyncs++] = at << 16 |
+						  (size_t)synced_node;
 			break;
 		}
 		case IO_REC_MKDIR:
@@ -289,8 +297,8 @@ static void replay(const struct run *r, size_t upto, struct model *m)
 			ck_assert_int_ge(par, 0);
 			{
 				int n = new_node(m, true);
-				struct dirop op = { at, D_ADD, par, "", -1, "", n,
-						    false };
+				struct dirop op = { at, D_ADD, par, "",
+						    -1, "",    n,   false };
 				snprintf(op.name, sizeof op.name, "%s", name);
 				ent_set(&m->nodes[par], name, n);
 				add_dirop(m, op);
@@ -304,7 +312,12 @@ static void replay(const struct run *r, size_t upto, struct model *m)
 			if (par < 0 || (i = ent_find(&m->nodes[par], name)) < 0)
 				break;
 			{
-				struct dirop op = { at, D_DEL, par, "", -1, "",
+				struct dirop op = { at,
+						    D_DEL,
+						    par,
+						    "",
+						    -1,
+						    "",
 						    m->nodes[par].ents[i].node,
 						    false };
 				snprintf(op.name, sizeof op.name, "%s", name);
@@ -323,11 +336,17 @@ static void replay(const struct run *r, size_t upto, struct model *m)
 			i = ent_find(&m->nodes[par], name);
 			ck_assert_int_ge(i, 0);
 			{
-				struct dirop op = { at, D_MOVE, par, "", par2, "",
+				struct dirop op = { at,
+						    D_MOVE,
+						    par,
+						    "",
+						    par2,
+						    "",
 						    m->nodes[par].ents[i].node,
 						    false };
 				snprintf(op.name, sizeof op.name, "%s", name);
-				snprintf(op.name2, sizeof op.name2, "%s", name2);
+				snprintf(op.name2, sizeof op.name2, "%s",
+					 name2);
 				ent_del(&m->nodes[par], name);
 				ent_set(&m->nodes[par2], name2, op.node);
 				add_dirop(m, op);
@@ -362,18 +381,30 @@ static void replay(const struct run *r, size_t upto, struct model *m)
 /* Building one crash state                                                 */
 /* ======================================================================== */
 
-enum dirmode { DIRS_ALL, DIRS_SYNCED, DIRS_PREFIX, DIRS_ALL_BUT };
-enum datamode { DATA_ALL, DATA_NONE, DATA_PREFIX, DATA_TORN_HEAD,
-		DATA_TORN_TAIL, DATA_ZERO, DATA_ALL_BUT };
+enum dirmode {
+	DIRS_ALL,
+	DIRS_SYNCED,
+	DIRS_PREFIX,
+	DIRS_ALL_BUT
+};
+enum datamode {
+	DATA_ALL,
+	DATA_NONE,
+	DATA_PREFIX,
+	DATA_TORN_HEAD,
+	DATA_TORN_TAIL,
+	DATA_ZERO,
+	DATA_ALL_BUT
+};
 
 struct variant {
 	enum dirmode dirs;
-	size_t dir_arg;      /* PREFIX: unsynced ops kept; ALL_BUT: which */
+	size_t dir_arg; /* PREFIX: unsynced ops kept; ALL_BUT: which */
 	enum datamode data;
-	size_t data_arg;     /* PREFIX / TORN: pending ops kept whole */
-	uint64_t cut;        /* TORN: sector boundary (absolute file offset) */
-	int meta;            /* snapshot index, or -1: no meta/ */
-	const char *label;   /* for messages */
+	size_t data_arg;   /* PREFIX / TORN: pending ops kept whole */
+	uint64_t cut;	   /* TORN: sector boundary (absolute file offset) */
+	int meta;	   /* snapshot index, or -1: no meta/ */
+	const char *label; /* for messages */
 };
 
 /* A file's bytes under construction. */
@@ -445,7 +476,8 @@ static size_t collect_pending(const struct model *m, struct pend *out,
 	for (int i = 0; i < m->nnodes; i++)
 		for (size_t k = m->nodes[i].nsynced; k < m->nodes[i].ndops; k++)
 			if (n < max)
-				out[n++] = (struct pend){ i, k, m->nodes[i].dops[k] };
+				out[n++] = (struct pend){ i, k,
+							  m->nodes[i].dops[k] };
 	qsort(out, n, sizeof *out, pend_cmp);
 	return n;
 }
@@ -543,13 +575,14 @@ struct tree_ents {
 
 static int ent_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct ent *)a)->name, ((const struct ent *)b)->name);
+	return strcmp(((const struct ent *)a)->name,
+		      ((const struct ent *)b)->name);
 }
 
 static uint64_t materialize(const struct model *m, const struct tree_ents *dirs,
 			    int dir, const char *path, const struct variant *v,
-			    const struct pend *pend, size_t npend, struct buf *b,
-			    uint64_t h, int depth)
+			    const struct pend *pend, size_t npend,
+			    struct buf *b, uint64_t h, int depth)
 {
 	struct tree_ents te = dirs[dir];
 	qsort(te.e, (size_t)te.n, sizeof te.e[0], ent_cmp);

@@ -68,7 +68,8 @@ START_TEST(test_roundtrip_fields)
 	h_create(db, "t", NULL);
 	t = h_topic(db, "t");
 	before = h_wall_ms();
-	ck_assert_int_eq(mqlog_append(t, 0, m, 5, MQLOG_SYNC_DEFAULT, &base), 0);
+	ck_assert_int_eq(mqlog_append(t, 0, m, 5, MQLOG_SYNC_DEFAULT, &base),
+			 0);
 	after = h_wall_ms();
 	ck_assert_uint_eq(base, 0);
 	/* A NULL base_offset pointer is allowed. */
@@ -209,8 +210,8 @@ static size_t check_segments(mqlog_topic *t, const char *topic, uint32_t part)
 	for (size_t i = 0; i < n; i++) {
 		struct h_batch b[512];
 		uint64_t end;
-		size_t nb = h_walk(h_seg_path(dbdir(), topic, part, bases[i]), b,
-				   512, &end);
+		size_t nb = h_walk(h_seg_path(dbdir(), topic, part, bases[i]),
+				   b, 512, &end);
 		ck_assert_uint_le(nb, 512);
 		ck_assert_uint_eq(bases[i], next);
 		if (i + 1 < n)
@@ -245,7 +246,8 @@ START_TEST(test_rolls)
 		size_t n = 1 + (size_t)b % 3;
 		for (size_t i = 0; i < n; i++) {
 			snprintf(vals[i], sizeof vals[i],
-				 "%06" PRIu64 "-padding-padding-padding-padding-"
+				 "%06" PRIu64
+				 "-padding-padding-padding-padding-"
 				 "padding-padding",
 				 total + i);
 			vp[i] = vals[i];
@@ -257,9 +259,8 @@ START_TEST(test_rolls)
 	}
 	nseg = check_segments(t, "t", 0);
 	ck_assert_uint_ge(nseg, 5);
-	ck_assert_str_eq(
-		h_seg_path(dbdir(), "t", 0, 0) + strlen(dbdir()),
-		"/topics/t/0/00000000000000000000.seg");
+	ck_assert_str_eq(h_seg_path(dbdir(), "t", 0, 0) + strlen(dbdir()),
+			 "/topics/t/0/00000000000000000000.seg");
 
 	h_read_all(t, 0, &rs);
 	ck_assert_uint_eq(rs.n, total);
@@ -307,7 +308,8 @@ START_TEST(test_reopen_continue)
 			check_segments(t, "t", 0);
 		for (int i = 0; i < 25; i++) {
 			snprintf(val, sizeof val,
-				 "%06" PRIu64 " round %d ..........................."
+				 "%06" PRIu64
+				 " round %d ..........................."
 				 "......................................",
 				 total, round);
 			ck_assert_uint_eq(h_append1(t, 0, val), total);
@@ -322,10 +324,12 @@ START_TEST(test_reopen_continue)
 		{
 			struct mqlog_partition_info after = h_info(t, 0);
 			ck_assert_uint_eq(after.end_offset, before.end_offset);
-			ck_assert_uint_eq(after.start_offset, before.start_offset);
+			ck_assert_uint_eq(after.start_offset,
+					  before.start_offset);
 			ck_assert_uint_eq(after.segments, before.segments);
 			ck_assert_uint_eq(after.bytes, before.bytes);
-			ck_assert_uint_eq(after.active_base, before.active_base);
+			ck_assert_uint_eq(after.active_base,
+					  before.active_base);
 			ck_assert_int_eq(after.failed, 0);
 		}
 		ck_assert_uint_eq(h_info(t, 1).end_offset, 0);
@@ -400,7 +404,8 @@ START_TEST(test_partitions_independent)
 		for (uint32_t p = 0; p < 4; p++)
 			if ((uint64_t)i < (p + 1) * 10u) {
 				snprintf(val, sizeof val, "p%u-%d", p, i);
-				ck_assert_uint_eq(h_append1(t, p, val), next[p]);
+				ck_assert_uint_eq(h_append1(t, p, val),
+						  next[p]);
 				next[p]++;
 			}
 	for (uint32_t p = 0; p < 4; p++) {
@@ -433,8 +438,10 @@ START_TEST(test_partition_for_key)
 		for (uint32_t parts = 1; parts <= 17; parts++) {
 			uint32_t p = mqlog_partition_for_key(key, len, parts);
 			ck_assert_uint_lt(p, parts);
-			ck_assert_uint_eq(p, mqlog_partition_for_key(key, len, parts));
-			ck_assert_uint_eq(p, (uint32_t)(XXH3_64bits(key, len) % parts));
+			ck_assert_uint_eq(p, mqlog_partition_for_key(key, len,
+								     parts));
+			ck_assert_uint_eq(
+				p, (uint32_t)(XXH3_64bits(key, len) % parts));
 		}
 		hits[mqlog_partition_for_key(key, len, 8)]++;
 	}
@@ -443,8 +450,9 @@ START_TEST(test_partition_for_key)
 	ck_assert_uint_eq(mqlog_partition_for_key("", 0, 1), 0);
 	ck_assert_uint_eq(mqlog_partition_for_key("", 0, 100000),
 			  (uint32_t)(XXH3_64bits("", 0) % 100000));
-	ck_assert_uint_eq(mqlog_partition_for_key("k", 1, MQLOG_MAX_PARTITIONS),
-			  (uint32_t)(XXH3_64bits("k", 1) % MQLOG_MAX_PARTITIONS));
+	ck_assert_uint_eq(
+		mqlog_partition_for_key("k", 1, MQLOG_MAX_PARTITIONS),
+		(uint32_t)(XXH3_64bits("k", 1) % MQLOG_MAX_PARTITIONS));
 }
 END_TEST
 
@@ -494,7 +502,8 @@ START_TEST(test_etoobig)
 	/* A record comfortably under the limit is accepted, and offsets
 	 * continue densely. */
 	m[1].value = (mqlog_bytes){ fits, sizeof fits };
-	ck_assert_int_eq(mqlog_append(t, 0, m, 3, MQLOG_SYNC_DEFAULT, &base), 0);
+	ck_assert_int_eq(mqlog_append(t, 0, m, 3, MQLOG_SYNC_DEFAULT, &base),
+			 0);
 	ck_assert_uint_eq(base, 2);
 	h_read_all(t, 0, &rs);
 	ck_assert_uint_eq(rs.n, 5);
@@ -560,29 +569,32 @@ START_TEST(test_batch_larger_than_segment)
 		h_append1(t, 0, "small before");
 	m[0] = h_msg("", 1);
 	m[0].value = (mqlog_bytes){ big, sizeof big };
-	ck_assert_int_eq(mqlog_append(t, 0, m, 1, MQLOG_SYNC_DEFAULT, &base_big),
-			 0);
+	ck_assert_int_eq(
+		mqlog_append(t, 0, m, 1, MQLOG_SYNC_DEFAULT, &base_big), 0);
 	ck_assert_uint_eq(base_big, 5);
 	for (int i = 0; i < 3; i++)
-		m[i] = (mqlog_msg){ .value = { mid, sizeof mid }, .timestamp = 2 };
-	ck_assert_int_eq(mqlog_append(t, 0, m, 3, MQLOG_SYNC_DEFAULT,
-				      &base_three),
-			 0);
+		m[i] = (mqlog_msg){ .value = { mid, sizeof mid },
+				    .timestamp = 2 };
+	ck_assert_int_eq(
+		mqlog_append(t, 0, m, 3, MQLOG_SYNC_DEFAULT, &base_three), 0);
 	ck_assert_uint_eq(base_three, 6);
 	for (int i = 0; i < 5; i++)
-		ck_assert_uint_eq(h_append1(t, 0, "small after"), 9u + (unsigned)i);
+		ck_assert_uint_eq(h_append1(t, 0, "small after"),
+				  9u + (unsigned)i);
 
 	check_segments(t, "t", 0);
 	{
 		struct h_batch b[8];
 		uint64_t end;
 		const char *p = h_seg_path(dbdir(), "t", 0, base_big);
-		ck_assert_msg(h_exists(p), "no segment starts at the big batch");
+		ck_assert_msg(h_exists(p),
+			      "no segment starts at the big batch");
 		ck_assert_uint_eq(h_walk(p, b, 8, &end), 1);
 		ck_assert_uint_eq(b[0].count, 1);
 		ck_assert_uint_gt(b[0].len, 10000);
 		p = h_seg_path(dbdir(), "t", 0, base_three);
-		ck_assert_msg(h_exists(p), "no segment starts at the 3x5000 batch");
+		ck_assert_msg(h_exists(p),
+			      "no segment starts at the 3x5000 batch");
 		ck_assert_uint_eq(h_walk(p, b, 8, &end), 1);
 		ck_assert_uint_eq(b[0].count, 3);
 	}
@@ -609,13 +621,13 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 
 #define CT_THREADS 4
-#define CT_PER 250
+#define CT_PER	   250
 
 struct appender {
-	mqlog_topic *t;                 /* shared topic handle */
-	int id;                         /* thread number */
-	uint64_t offsets[CT_PER];       /* offset returned for each append */
-	int err;                        /* first error, 0 if none */
+	mqlog_topic *t;		  /* shared topic handle */
+	int id;			  /* thread number */
+	uint64_t offsets[CT_PER]; /* offset returned for each append */
+	int err;		  /* first error, 0 if none */
 };
 
 static void *append_thread(void *arg)
@@ -655,8 +667,8 @@ START_TEST(test_concurrent_appends)
 		a[i].t = t;
 		a[i].id = i;
 		a[i].err = 0;
-		ck_assert_int_eq(pthread_create(&th[i], NULL, append_thread, &a[i]),
-				 0);
+		ck_assert_int_eq(
+			pthread_create(&th[i], NULL, append_thread, &a[i]), 0);
 	}
 	for (int i = 0; i < CT_THREADS; i++)
 		pthread_join(th[i], NULL);

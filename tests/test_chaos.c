@@ -44,17 +44,25 @@
 #define NKEYS 4 /* per producer */
 #define NPROC (NPROD + NCONS + 1)
 
-enum { M_HELLO = 1, M_ACK, M_DELIVER, M_COMMITTED, M_READ, M_ERROR, M_LOST };
+enum {
+	M_HELLO = 1,
+	M_ACK,
+	M_DELIVER,
+	M_COMMITTED,
+	M_READ,
+	M_ERROR,
+	M_LOST
+};
 
 /* One report.  Under PIPE_BUF, so written whole. */
 struct cmsg {
-	uint32_t kind;      /* M_* */
-	uint32_t who;       /* process slot */
-	uint32_t part;      /* partition */
-	uint32_t key;       /* ACK: producer * NKEYS + key */
-	uint64_t off;       /* offset (COMMITTED: committed offset) */
-	uint64_t a;         /* ACK: incarnation << 32 | seq; DELIVER: member */
-	uint64_t b;         /* DELIVER: generation; HELLO: member id */
+	uint32_t kind; /* M_* */
+	uint32_t who;  /* process slot */
+	uint32_t part; /* partition */
+	uint32_t key;  /* ACK: producer * NKEYS + key */
+	uint64_t off;  /* offset (COMMITTED: committed offset) */
+	uint64_t a;    /* ACK: incarnation << 32 | seq; DELIVER: member */
+	uint64_t b;    /* DELIVER: generation; HELLO: member id */
 };
 
 static int report_fd = -1;
@@ -104,10 +112,12 @@ static void producer(const char *dir, unsigned who, unsigned inc)
 		m.key = (mqlog_bytes){ key, strlen(key) };
 		m.value = (mqlog_bytes){ val, strlen(val) };
 		m.timestamp = MQLOG_TIMESTAMP_NOW;
-		uint32_t part = mqlog_partition_for_key(key, strlen(key), NPART);
+		uint32_t part =
+			mqlog_partition_for_key(key, strlen(key), NPART);
 		int rc = mqlog_append(t, part, &m, 1, MQLOG_SYNC_ALWAYS, &off);
 		if (rc) {
-			fprintf(stderr, "chaos producer: %s\n", mqlog_errmsg(NULL));
+			fprintf(stderr, "chaos producer: %s\n",
+				mqlog_errmsg(NULL));
 			say(&(struct cmsg){ M_ERROR, who, part, 0, 0, 0, 0 });
 			_exit(4);
 		}
@@ -177,8 +187,8 @@ static void member(const char *dir, unsigned who)
 			say(&(struct cmsg){ M_HELLO, who, 0, 0, 0, 0, id });
 		}
 		for (size_t i = 0; i < n; i++)
-			say(&(struct cmsg){ M_DELIVER, who, recs[i].partition, 0,
-					    recs[i].offset, id, gen });
+			say(&(struct cmsg){ M_DELIVER, who, recs[i].partition,
+					    0, recs[i].offset, id, gen });
 		/* What the group has committed for our partitions (the
 		 * previous poll's records were committed by this one). */
 		uint32_t parts[NPART];
@@ -186,7 +196,8 @@ static void member(const char *dir, unsigned who)
 		if (n && mqlog_consumer_assignment(c, parts, NPART, &np) == 0)
 			for (size_t i = 0; i < np; i++) {
 				uint64_t co;
-				if (mqlog_consumer_committed(c, parts[i], &co) == 0)
+				if (mqlog_consumer_committed(c, parts[i],
+							     &co) == 0)
 					say(&(struct cmsg){ M_COMMITTED, who,
 							    parts[i], 0, co, id,
 							    gen });
@@ -220,7 +231,8 @@ static void tail_reader(const char *dir, unsigned who)
 	while (!stopping) {
 		size_t n = 0;
 		if (mqlog_consumer_poll(c, recs, 64, 50, &n) != 0) {
-			fprintf(stderr, "chaos reader: %s\n", mqlog_errmsg(NULL));
+			fprintf(stderr, "chaos reader: %s\n",
+				mqlog_errmsg(NULL));
 			say(&(struct cmsg){ M_ERROR, who, 0, 0, 0, 0, 0 });
 			_exit(4);
 		}
@@ -228,13 +240,15 @@ static void tail_reader(const char *dir, unsigned who)
 			const mqlog_record *r = &recs[i];
 			unsigned kid, inc, seq;
 			char v[64], k[16];
-			bool ok = r->value.len < sizeof v && r->key.len < sizeof k;
+			bool ok = r->value.len < sizeof v &&
+				  r->key.len < sizeof k;
 			if (ok) {
 				memcpy(v, r->value.data, r->value.len);
 				v[r->value.len] = 0;
 				memcpy(k, r->key.data, r->key.len);
 				k[r->key.len] = 0;
-				ok = sscanf(v, "%u:%u:%u", &kid, &inc, &seq) == 3;
+				ok = sscanf(v, "%u:%u:%u", &kid, &inc, &seq) ==
+				     3;
 			}
 			if (ok) {
 				char want[16];
@@ -243,11 +257,12 @@ static void tail_reader(const char *dir, unsigned who)
 			}
 			if (!ok || (next[r->partition] != UINT64_MAX &&
 				    r->offset != next[r->partition])) {
-				fprintf(stderr, "chaos reader: bad record at %u/%" PRIu64
-						"\n",
+				fprintf(stderr,
+					"chaos reader: bad record at %u/%" PRIu64
+					"\n",
 					r->partition, r->offset);
-				say(&(struct cmsg){ M_ERROR, who, r->partition, 0,
-						    r->offset, 0, 0 });
+				say(&(struct cmsg){ M_ERROR, who, r->partition,
+						    0, r->offset, 0, 0 });
 				_exit(4);
 			}
 			next[r->partition] = r->offset + 1;
@@ -267,10 +282,10 @@ static void tail_reader(const char *dir, unsigned who)
 
 /* What the checker knows about one offset of one partition. */
 struct slot {
-	bool acked;          /* a producer reported it */
-	uint32_t key;        /* its key id */
-	uint64_t order;      /* incarnation << 32 | seq */
-	uint32_t deliveries; /* times handed to the group */
+	bool acked;	       /* a producer reported it */
+	uint32_t key;	       /* its key id */
+	uint64_t order;	       /* incarnation << 32 | seq */
+	uint32_t deliveries;   /* times handed to the group */
 	uint64_t first_member; /* member that got it first */
 	uint64_t first_gen;    /* the generation it got it in */
 };
@@ -278,7 +293,7 @@ struct slot {
 struct part_log {
 	struct slot *s;
 	size_t cap;
-	uint64_t read_max;   /* the standalone reader got this far (+1) */
+	uint64_t read_max; /* the standalone reader got this far (+1) */
 };
 
 /* A record handed out a second time, judged at the end. */
@@ -303,7 +318,8 @@ static struct {
 	struct {
 		uint64_t id;
 		uint64_t committed[NPART];
-		bool suspect; /* killed or stopped long enough to lose its lease */
+		bool suspect; /* killed or stopped long enough to lose its lease
+			       */
 	} members[MAXMEMBERS];
 	size_t nmembers;
 	struct dup *dupl;
@@ -354,7 +370,8 @@ static void on_msg(const struct cmsg *m)
 	case M_ACK:
 		ck_assert_uint_lt(m->part, NPART);
 		s = slot_of(m->part, m->off);
-		ck_assert_msg(!s->acked, "offset %u/%" PRIu64 " acknowledged twice",
+		ck_assert_msg(!s->acked,
+			      "offset %u/%" PRIu64 " acknowledged twice",
 			      m->part, m->off);
 		s->acked = true;
 		s->key = m->key;
@@ -407,15 +424,17 @@ static void on_msg(const struct cmsg *m)
 			struct claim *c = &K.claims[i];
 			if (c->part != m->part || c->gen != m->b)
 				continue;
-			ck_assert_msg(c->member == m->a,
-				      "partition %u handed out by members %" PRIx64
-				      " and %" PRIx64 " in generation %" PRIu64,
-				      m->part, c->member, m->a, m->b);
+			ck_assert_msg(
+				c->member == m->a,
+				"partition %u handed out by members %" PRIx64
+				" and %" PRIx64 " in generation %" PRIu64,
+				m->part, c->member, m->a, m->b);
 			goto claimed;
 		}
 		if (K.nclaims == K.capclaims) {
 			K.capclaims = K.capclaims ? K.capclaims * 2 : 256;
-			K.claims = realloc(K.claims, K.capclaims * sizeof *K.claims);
+			K.claims = realloc(K.claims,
+					   K.capclaims * sizeof *K.claims);
 			ck_assert_ptr_nonnull(K.claims);
 		}
 		K.claims[K.nclaims++] = (struct claim){ m->b, m->a, m->part };
@@ -624,8 +643,9 @@ static void finish_and_check(const char *dir, int fd)
 		if (lag == 0 && live == NCONS)
 			break;
 	}
-	ck_assert_msg(lag == 0, "the group's lag is still %" PRIu64
-				" (%zu live members) after 60 s",
+	ck_assert_msg(lag == 0,
+		      "the group's lag is still %" PRIu64
+		      " (%zu live members) after 60 s",
 		      lag, live);
 	for (unsigned w = NPROD; w < NPROC; w++) {
 		kill(pids[w], SIGTERM);
@@ -662,21 +682,25 @@ static void finish_and_check(const char *dir, int fd)
 			ck_assert_uint_lt(rec.value.len, sizeof v);
 			memcpy(v, rec.value.data, rec.value.len);
 			v[rec.value.len] = 0;
-			ck_assert_int_eq(sscanf(v, "%u:%u:%u", &kid, &inc, &seq), 3);
+			ck_assert_int_eq(
+				sscanf(v, "%u:%u:%u", &kid, &inc, &seq), 3);
 			ck_assert_uint_lt(kid, NPROD * NKEYS);
 			uint64_t order = (uint64_t)inc << 32 | seq;
-			ck_assert_msg(order > last[kid] || (!last[kid] && !order),
-				      "key-%u out of order at %u/%" PRIu64, kid, p,
-				      next);
+			ck_assert_msg(order > last[kid] ||
+					      (!last[kid] && !order),
+				      "key-%u out of order at %u/%" PRIu64, kid,
+				      p, next);
 			last[kid] = order;
 			struct slot *s = slot_of(p, next);
 			if (s->acked)
-				ck_assert_msg(s->key == kid && s->order == order,
-					      "%u/%" PRIu64 " is not the record "
-					      "that was acknowledged",
-					      p, next);
+				ck_assert_msg(
+					s->key == kid && s->order == order,
+					"%u/%" PRIu64 " is not the record "
+					"that was acknowledged",
+					p, next);
 			ck_assert_msg(s->deliveries > 0,
-				      "%u/%" PRIu64 " was never handed to the group",
+				      "%u/%" PRIu64
+				      " was never handed to the group",
 				      p, next);
 			next++;
 		}
@@ -684,7 +708,8 @@ static void finish_and_check(const char *dir, int fd)
 		mqlog_reader_close(r);
 		for (uint64_t o = next; o < pl->cap; o++)
 			ck_assert_msg(!pl->s[o].acked,
-				      "acknowledged %u/%" PRIu64 " is lost (log "
+				      "acknowledged %u/%" PRIu64
+				      " is lost (log "
 				      "ends at %" PRIu64 ")",
 				      p, o, next);
 		ck_assert_msg(pl->read_max <= next,
@@ -705,8 +730,8 @@ START_TEST(test_chaos)
 	mqlog_topic_config c = h_cfg(NPART, 64 * 1024, MQLOG_SYNC_ALWAYS);
 	mqlog *db;
 	int fds[2];
-	double secs = soak ? (double)bt_env_ul("MQLOG_SOAK_SECONDS", 600)
-			   : (double)bt_env_ul("MQLOG_CHAOS_SECONDS",
+	double secs = soak ? (double)bt_env_ul("MQLOG_SOAK_SECONDS", 600) :
+			     (double)bt_env_ul("MQLOG_CHAOS_SECONDS",
 					       BT_SANITIZED ? 6 : 12);
 
 	c.index_interval_bytes = 512;
@@ -746,9 +771,9 @@ int main(int argc, char **argv)
 
 	soak = argc > 1 && !strcmp(argv[1], "--soak");
 	tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
-	tcase_set_timeout(tc, soak ? (double)bt_env_ul("MQLOG_SOAK_SECONDS", 600) +
-					     300
-				   : 300);
+	tcase_set_timeout(
+		tc, soak ? (double)bt_env_ul("MQLOG_SOAK_SECONDS", 600) + 300 :
+			   300);
 	tcase_add_test(tc, test_chaos);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

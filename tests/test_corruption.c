@@ -45,25 +45,25 @@
 /* ======================================================================== */
 
 struct pfile {
-	char rel[256];   /* path under the data directory */
-	uint8_t *data;   /* contents */
-	size_t len;      /* bytes */
+	char rel[256]; /* path under the data directory */
+	uint8_t *data; /* contents */
+	size_t len;    /* bytes */
 };
 
 #define MAXSEG 16
-#define MAXB 512
+#define MAXB   512
 
 static struct {
-	char *root;                 /* scratch directory */
-	char dir[4200];             /* the data directory */
-	struct pfile f[64];         /* every file but state, lock.mdb */
+	char *root;	    /* scratch directory */
+	char dir[4200];	    /* the data directory */
+	struct pfile f[64]; /* every file but state, lock.mdb */
 	int nf;
-	uint64_t bases[MAXSEG];     /* segments of t/0 */
+	uint64_t bases[MAXSEG]; /* segments of t/0 */
 	size_t nseg;
 	struct h_batch b[MAXSEG][MAXB]; /* their batches */
 	size_t nb[MAXSEG];
-	uint64_t end;               /* log end */
-	const char *tool;           /* mqlog-tool, or NULL */
+	uint64_t end;	  /* log end */
+	const char *tool; /* mqlog-tool, or NULL */
 } P;
 
 static void keep_file(const char *rel)
@@ -135,7 +135,8 @@ static void build_pristine(void)
 		snprintf(rel, sizeof rel, "topics/t/0/%020" PRIu64 ".seg",
 			 P.bases[s]);
 		keep_file(rel);
-		P.nb[s] = h_walk(fx_path("%s/%s", P.dir, rel), P.b[s], MAXB, &end);
+		P.nb[s] = h_walk(fx_path("%s/%s", P.dir, rel), P.b[s], MAXB,
+				 &end);
 		ck_assert_uint_gt(P.nb[s], 0);
 		ck_assert_uint_eq(end, P.f[P.nf - 1].len);
 	}
@@ -223,9 +224,9 @@ static int read_checked(mqlog_topic *t, uint64_t from, uint64_t *next,
 		if (rec.offset != *next ||
 		    bt_check_rec(SEED, 0, VMAX, &rec, why, cap)) {
 			if (rec.offset != *next)
-				snprintf(why, cap, "offset %" PRIu64
-						   " read where %" PRIu64
-						   " was next",
+				snprintf(why, cap,
+					 "offset %" PRIu64
+					 " read where %" PRIu64 " was next",
 					 rec.offset, *next);
 			*bad = 1;
 			break;
@@ -248,8 +249,8 @@ static struct {
 /* A field of the batch header by byte offset, for the report. */
 static int field_of(uint64_t off)
 {
-	static const uint8_t starts[] = { 0, 4, 8, 16, 24, 32, 34, 36, 40, 48,
-					  56, 64, 68 };
+	static const uint8_t starts[] = { 0,  4,  8,  16, 24, 32, 34,
+					  36, 40, 48, 56, 64, 68 };
 	for (int i = 11; i >= 0; i--)
 		if (off >= starts[i])
 			return i;
@@ -257,17 +258,17 @@ static int field_of(uint64_t off)
 }
 
 static const char *const field_names[] = {
-	"magic", "length", "header_checksum", "base_offset", "body_checksum",
-	"flags", "reserved", "record_count", "first_timestamp",
-	"max_timestamp", "producer_id", "base_sequence", "records"
+	"magic",	   "length",	    "header_checksum", "base_offset",
+	"body_checksum",   "flags",	    "reserved",	       "record_count",
+	"first_timestamp", "max_timestamp", "producer_id",     "base_sequence",
+	"records"
 };
 
 /*
  * Flip bit @bit of byte @pos of segment @s, recover, and check.  @why
  * describes a failure.
  */
-static void flip_and_check(size_t s, uint64_t pos, unsigned bit,
-			   bool run_tool)
+static void flip_and_check(size_t s, uint64_t pos, unsigned bit, bool run_tool)
 {
 	const struct h_batch *hit = NULL;
 	bool sealed = s + 1 < P.nseg;
@@ -281,12 +282,13 @@ static void flip_and_check(size_t s, uint64_t pos, unsigned bit,
 		if (pos >= P.b[s][i].pos && pos < P.b[s][i].pos + P.b[s][i].len)
 			hit = &P.b[s][i];
 	ck_assert_ptr_nonnull(hit);
-	snprintf(what, sizeof what,
-		 "bit %u of byte %" PRIu64 " (batch at %" PRIu64
-		 ", offset %" PRIu64 ", %s) of %s segment %" PRIu64,
-		 bit, pos, hit->pos, hit->base,
-		 field_names[pos - hit->pos < 68 ? field_of(pos - hit->pos) : 12],
-		 sealed ? "sealed" : "active", P.bases[s]);
+	snprintf(
+		what, sizeof what,
+		"bit %u of byte %" PRIu64 " (batch at %" PRIu64
+		", offset %" PRIu64 ", %s) of %s segment %" PRIu64,
+		bit, pos, hit->pos, hit->base,
+		field_names[pos - hit->pos < 68 ? field_of(pos - hit->pos) : 12],
+		sealed ? "sealed" : "active", P.bases[s]);
 	ck_assert_int_eq(fx_flip_bit(fx_path("%s/%s", P.dir, seg_file(s)->rel),
 				     pos, bit),
 			 0);
@@ -324,8 +326,8 @@ static void flip_and_check(size_t s, uint64_t pos, unsigned bit,
 		ck_assert_uint_eq(
 			h_size(fx_path("%s/%s", P.dir, seg_file(s)->rel)),
 			hit->pos);
-		ck_assert_msg(bt_verify(db, NULL, why, sizeof why) == 0, "%s: %s",
-			      what, why);
+		ck_assert_msg(bt_verify(db, NULL, why, sizeof why) == 0,
+			      "%s: %s", what, why);
 		tot.active_cut++;
 	} else if (!sealed) {
 		/* Damage before the last index entry, which only durable
@@ -344,17 +346,19 @@ static void flip_and_check(size_t s, uint64_t pos, unsigned bit,
 		tot.active_reported++;
 	} else {
 		struct bt_problems p = { 0, "" };
-		ck_assert_msg(info.end_offset == P.end, "%s: end %" PRIu64, what,
-			      info.end_offset);
+		ck_assert_msg(info.end_offset == P.end, "%s: end %" PRIu64,
+			      what, info.end_offset);
 		ck_assert_msg(rc == MQLOG_ECORRUPT && next == hit->base,
 			      "%s: reading from the start gave %s at %" PRIu64,
 			      what, mqlog_errname(rc), next);
 		/* The next segment and everything after it are readable. */
-		rc = read_checked(t, P.bases[s + 1], &next, why, sizeof why, &bad);
-		ck_assert_msg(!bad && rc == 0 && next == P.end,
-			      "%s: reading from the next segment: %s at %" PRIu64
-			      " %s",
-			      what, mqlog_errname(rc), next, bad ? why : "");
+		rc = read_checked(t, P.bases[s + 1], &next, why, sizeof why,
+				  &bad);
+		ck_assert_msg(
+			!bad && rc == 0 && next == P.end,
+			"%s: reading from the next segment: %s at %" PRIu64
+			" %s",
+			what, mqlog_errname(rc), next, bad ? why : "");
 		rc = mqlog_verify(db, NULL, bt_on_problem, &p, NULL);
 		ck_assert_msg(rc == MQLOG_ECORRUPT && p.n > 0 &&
 				      strstr(p.first, seg_file(s)->rel + 11),
@@ -362,9 +366,9 @@ static void flip_and_check(size_t s, uint64_t pos, unsigned bit,
 			      mqlog_errname(rc), p.n, p.first);
 		/* Nothing was truncated. */
 		for (size_t k = 0; k < P.nseg; k++)
-			ck_assert_uint_eq(
-				h_size(fx_path("%s/%s", P.dir, seg_file(k)->rel)),
-				seg_file(k)->len);
+			ck_assert_uint_eq(h_size(fx_path("%s/%s", P.dir,
+							 seg_file(k)->rel)),
+					  seg_file(k)->len);
 	}
 	/* Seeks anywhere: the exact record, or an error; never another. */
 	for (int k = 0; k < 3; k++) {
@@ -373,7 +377,8 @@ static void flip_and_check(size_t s, uint64_t pos, unsigned bit,
 		if (o >= info.end_offset)
 			break;
 		rc = read_checked(t, o, &next, why, sizeof why, &bad);
-		ck_assert_msg(!bad, "%s: seek to %" PRIu64 ": %s", what, o, why);
+		ck_assert_msg(!bad, "%s: seek to %" PRIu64 ": %s", what, o,
+			      why);
 	}
 	mqlog_topic_close(t);
 	mqlog_close(db);
@@ -464,7 +469,8 @@ START_TEST(test_garbage)
 		ck_assert(!bad);
 		ck_assert_int_eq(rc, MQLOG_ECORRUPT);
 		ck_assert_uint_eq(next, P.bases[s + 1]);
-		ck_assert_int_eq(mqlog_verify(db, NULL, bt_on_problem, &p, NULL),
+		ck_assert_int_eq(mqlog_verify(db, NULL, bt_on_problem, &p,
+					      NULL),
 				 MQLOG_ECORRUPT);
 		mqlog_topic_close(t);
 		mqlog_close(db);
@@ -481,7 +487,8 @@ START_TEST(test_garbage)
 	db = h_open(P.dir);
 	t = h_topic(db, "t");
 	ck_assert_uint_eq(h_info(t, 0).end_offset, P.end);
-	rc = read_checked(t, MQLOG_OFFSET_EARLIEST, &next, why, sizeof why, &bad);
+	rc = read_checked(t, MQLOG_OFFSET_EARLIEST, &next, why, sizeof why,
+			  &bad);
 	ck_assert(!bad && rc == 0 && next == P.end);
 	ck_assert_int_eq(bt_verify(db, NULL, why, sizeof why), 0);
 	ck_assert_uint_eq(h_size(path), 0);
@@ -501,12 +508,13 @@ START_TEST(test_garbage)
 			 0);
 	db = h_open(P.dir);
 	t = h_topic(db, "t");
-	rc = read_checked(t, MQLOG_OFFSET_EARLIEST, &next, why, sizeof why, &bad);
+	rc = read_checked(t, MQLOG_OFFSET_EARLIEST, &next, why, sizeof why,
+			  &bad);
 	ck_assert(!bad && rc == 0 && next == P.end);
 	ck_assert_int_eq(bt_verify(db, NULL, why, sizeof why), 0);
-	ck_assert_uint_eq(h_size(fx_path("%s/%s", P.dir,
-					 seg_file(P.nseg - 1)->rel)),
-			  seg_file(P.nseg - 1)->len);
+	ck_assert_uint_eq(
+		h_size(fx_path("%s/%s", P.dir, seg_file(P.nseg - 1)->rel)),
+		seg_file(P.nseg - 1)->len);
 	mqlog_topic_close(t);
 	mqlog_close(db);
 	ck_assert(h_exists(path));
@@ -518,16 +526,15 @@ START_TEST(test_garbage)
 	 * partition starts empty at its start, the stale index entries go
 	 * with the files, and appends work. */
 	for (size_t k = 0; k < P.nseg; k++)
-		ck_assert_int_eq(unlink(fx_path("%s/%s", P.dir,
-						seg_file(k)->rel)),
-				 0);
+		ck_assert_int_eq(
+			unlink(fx_path("%s/%s", P.dir, seg_file(k)->rel)), 0);
 	db = h_open(P.dir);
 	t = h_topic(db, "t");
 	ck_assert_uint_eq(h_info(t, 0).end_offset, 0);
-	ck_assert_int_eq(bt_append(t, SEED, 0, 0, 2, VMAX, MQLOG_SYNC_DEFAULT,
-				   NULL),
-			 0);
-	rc = read_checked(t, MQLOG_OFFSET_EARLIEST, &next, why, sizeof why, &bad);
+	ck_assert_int_eq(
+		bt_append(t, SEED, 0, 0, 2, VMAX, MQLOG_SYNC_DEFAULT, NULL), 0);
+	rc = read_checked(t, MQLOG_OFFSET_EARLIEST, &next, why, sizeof why,
+			  &bad);
 	ck_assert(!bad && rc == 0 && next == 2);
 	ck_assert_msg(bt_verify(db, NULL, why, sizeof why) == 0, "%s", why);
 	mqlog_topic_close(t);
@@ -546,7 +553,11 @@ END_TEST
 /* LMDB damage                                                              */
 /* ======================================================================== */
 
-enum lmdb_outcome { L_OPEN_FAILED = 1, L_OK = 2, L_PROBLEMS = 3 };
+enum lmdb_outcome {
+	L_OPEN_FAILED = 1,
+	L_OK = 2,
+	L_PROBLEMS = 3
+};
 
 /*
  * In a child: open the damaged directory and read everything.  Exits with
@@ -574,7 +585,8 @@ static int lmdb_child(void)
 		mqlog_close(db);
 		return L_OPEN_FAILED;
 	}
-	rc = read_checked(t, MQLOG_OFFSET_EARLIEST, &next, why, sizeof why, &bad);
+	rc = read_checked(t, MQLOG_OFFSET_EARLIEST, &next, why, sizeof why,
+			  &bad);
 	if (bad) {
 		fprintf(stderr, "garbled LMDB: wrong record: %s\n", why);
 		return 11;
@@ -582,8 +594,8 @@ static int lmdb_child(void)
 	for (uint64_t o = 0; o < P.end; o += 37) {
 		rc = read_checked(t, o, &next, why, sizeof why, &bad);
 		if (bad) {
-			fprintf(stderr, "garbled LMDB: seek %" PRIu64 ": %s\n", o,
-				why);
+			fprintf(stderr, "garbled LMDB: seek %" PRIu64 ": %s\n",
+				o, why);
 			return 12;
 		}
 	}
@@ -610,11 +622,12 @@ static void lmdb_case(const char *what)
 	tot.lmdb_cases++;
 	if (WIFSIGNALED(status)) {
 		tot.lmdb_crashed++;
-		printf("corruption: %s: the open crashed with signal %d\n", what,
-		       WTERMSIG(status));
+		printf("corruption: %s: the open crashed with signal %d\n",
+		       what, WTERMSIG(status));
 	} else {
 		int ex = WEXITSTATUS(status);
-		ck_assert_msg(ex >= 1 && ex <= 3, "%s: child exited %d", what, ex);
+		ck_assert_msg(ex >= 1 && ex <= 3, "%s: child exited %d", what,
+			      ex);
 		if (ex == L_OPEN_FAILED)
 			tot.lmdb_open_failed++;
 		else if (ex == L_OK)
@@ -633,8 +646,8 @@ START_TEST(test_lmdb_damage)
 	struct pfile *mdb = NULL;
 	char path[4300];
 	uint64_t rng = 1234;
-	unsigned long garbles = bt_env_ul("MQLOG_LMDB_GARBLES",
-					  BT_SANITIZED ? 60 : 300);
+	unsigned long garbles =
+		bt_env_ul("MQLOG_LMDB_GARBLES", BT_SANITIZED ? 60 : 300);
 
 	build_pristine();
 	for (int i = 0; i < P.nf; i++)
@@ -656,7 +669,8 @@ START_TEST(test_lmdb_damage)
 	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
 		char what[64];
 		ck_assert_int_eq(fx_truncate(path, cuts[i]), 0);
-		snprintf(what, sizeof what, "data.mdb cut to %zu bytes", cuts[i]);
+		snprintf(what, sizeof what, "data.mdb cut to %zu bytes",
+			 cuts[i]);
 		lmdb_case(what);
 	}
 
@@ -684,13 +698,16 @@ START_TEST(test_lmdb_damage)
 			at -= at % 4096;
 		ck_assert_int_eq(pread(fd, junk, len, (off_t)at), (ssize_t)len);
 		for (size_t k = 0; k < len; k++)
-			junk[k] = len == 1 ? (uint8_t)(junk[k] ^
-						       (1u << (h_rand(&rng) % 8)))
-					   : (uint8_t)h_rand(&rng);
-		ck_assert_int_eq(pwrite(fd, junk, len, (off_t)at), (ssize_t)len);
+			junk[k] =
+				len == 1 ?
+					(uint8_t)(junk[k] ^
+						  (1u << (h_rand(&rng) % 8))) :
+					(uint8_t)h_rand(&rng);
+		ck_assert_int_eq(pwrite(fd, junk, len, (off_t)at),
+				 (ssize_t)len);
 		close(fd);
-		snprintf(what, sizeof what, "data.mdb garbled: %zu bytes at %zu",
-			 len, at);
+		snprintf(what, sizeof what,
+			 "data.mdb garbled: %zu bytes at %zu", len, at);
 		lmdb_case(what);
 	}
 	printf("corruption: LMDB damage: %lu cases: %lu opened and read back "

@@ -36,25 +36,29 @@
 #include "battery.h"
 #include "internal.h"
 
-#define NPART 3       /* a/0, a/1, r/0 */
-#define RETAIN 40     /* max_messages of topic "r" */
-#define VMAX 300      /* value bound */
-#define SEED 7        /* generator seed */
-#define RESET_EVERY 30 /* kills before a fresh directory */
+#define NPART	    3	/* a/0, a/1, r/0 */
+#define RETAIN	    40	/* max_messages of topic "r" */
+#define VMAX	    300 /* value bound */
+#define SEED	    7	/* generator seed */
+#define RESET_EVERY 30	/* kills before a fresh directory */
 
 static const char *const topic_of[NPART] = { "a", "a", "r" };
 static const uint32_t part_of[NPART] = { 0, 1, 0 };
 
 /* What a child says through the pipe.  Under PIPE_BUF: written whole. */
 struct msg {
-	uint32_t kind;  /* MSG_* */
-	uint32_t slot;  /* partition slot 0..NPART-1 */
-	uint64_t base;  /* ACK: base offset; START: end after recovery */
-	uint64_t n;     /* ACK: records */
-	uint64_t hash;  /* ACK: hash of the payloads */
+	uint32_t kind; /* MSG_* */
+	uint32_t slot; /* partition slot 0..NPART-1 */
+	uint64_t base; /* ACK: base offset; START: end after recovery */
+	uint64_t n;    /* ACK: records */
+	uint64_t hash; /* ACK: hash of the payloads */
 };
 
-enum { MSG_START = 1, MSG_ACK = 2, MSG_ERROR = 3 };
+enum {
+	MSG_START = 1,
+	MSG_ACK = 2,
+	MSG_ERROR = 3
+};
 
 /* The crash points of the engine and how often each is hit per append
  * (to spread the Nth hit over a child's life). */
@@ -62,11 +66,16 @@ static const struct {
 	const char *name;
 	unsigned spread;
 } points[] = {
-	{ "append.before_write", 40 },  { "append.after_write", 40 },
-	{ "append.after_publish", 40 }, { "sync.before", 40 },
-	{ "sync.after", 40 },           { "roll.after_create", 6 },
-	{ "roll.after_publish", 6 },    { "index.before_flush", 6 },
-	{ "retention.after_persist", 4 }, { "retention.after_unlink", 4 },
+	{ "append.before_write", 40 },
+	{ "append.after_write", 40 },
+	{ "append.after_publish", 40 },
+	{ "sync.before", 40 },
+	{ "sync.after", 40 },
+	{ "roll.after_create", 6 },
+	{ "roll.after_publish", 6 },
+	{ "index.before_flush", 6 },
+	{ "retention.after_persist", 4 },
+	{ "retention.after_unlink", 4 },
 };
 #define NPOINTS (sizeof points / sizeof points[0])
 
@@ -89,8 +98,8 @@ static uint64_t slot_hash(unsigned slot, uint64_t base, uint64_t n)
 {
 	uint64_t h = 0;
 	for (uint64_t o = base; o < base + n; o++) {
-		uint64_t ph = bt_payload_hash(seed_of(slot), part_of[slot], o,
-					      VMAX);
+		uint64_t ph =
+			bt_payload_hash(seed_of(slot), part_of[slot], o, VMAX);
 		h = bt_fnv(&ph, sizeof ph, h);
 	}
 	return h;
@@ -126,7 +135,8 @@ static void child(const char *dir, int wfd, int point, unsigned long nth,
 		rc = mqlog_partition_stat(t[s / 2], part_of[s], &info);
 		end[s] = info.end_offset;
 		if (rc == 0)
-			send_msg(wfd, &(struct msg){ MSG_START, s, end[s], 0, 0 });
+			send_msg(wfd,
+				 &(struct msg){ MSG_START, s, end[s], 0, 0 });
 	}
 	if (rc) {
 		fprintf(stderr, "crash child: open: %s\n", mqlog_errmsg(NULL));
@@ -139,10 +149,11 @@ static void child(const char *dir, int wfd, int point, unsigned long nth,
 		rc = bt_append(t[s / 2], seed_of(s), part_of[s], end[s], n,
 			       VMAX, MQLOG_SYNC_ALWAYS, &base);
 		if (rc || base != end[s]) {
-			fprintf(stderr, "crash child: append to %s/%u at %" PRIu64
-					": %s (base %" PRIu64 "): %s\n",
-				topic_of[s], part_of[s], end[s], mqlog_errname(rc),
-				base, mqlog_errmsg(NULL));
+			fprintf(stderr,
+				"crash child: append to %s/%u at %" PRIu64
+				": %s (base %" PRIu64 "): %s\n",
+				topic_of[s], part_of[s], end[s],
+				mqlog_errname(rc), base, mqlog_errmsg(NULL));
 			send_msg(wfd, &(struct msg){ MSG_ERROR, s, 0, 0, 0 });
 			_exit(2);
 		}
@@ -157,9 +168,9 @@ static void child(const char *dir, int wfd, int point, unsigned long nth,
 /* ------------------------------------------------------------------------ */
 
 struct state {
-	char *dir;               /* current data directory */
-	uint64_t acked[NPART];   /* acknowledged end per slot */
-	unsigned kills_here;     /* kills in this directory */
+	char *dir;	       /* current data directory */
+	uint64_t acked[NPART]; /* acknowledged end per slot */
+	unsigned kills_here;   /* kills in this directory */
 };
 
 static void fresh_dir(struct state *s)
@@ -194,13 +205,14 @@ static void check_dir(struct state *s, const char *what)
 	char why[1024];
 
 	for (unsigned k = 0; k < NPART; k++) {
-		struct bt_expect e = { seed_of(k), VMAX, s->acked[k], 0, 0,
-				       true };
+		struct bt_expect e = {
+			seed_of(k), VMAX, s->acked[k], 0, 0, true
+		};
 		struct bt_seen seen = { 0, 0, 0 };
 		mqlog_partition_info info = h_info(t[k / 2], part_of[k]);
-		uint64_t n = s->acked[k] > info.start_offset
-				     ? s->acked[k] - info.start_offset
-				     : 0;
+		uint64_t n = s->acked[k] > info.start_offset ?
+				     s->acked[k] - info.start_offset :
+				     0;
 		/* At most ~150 seeks per partition and check. */
 		e.seek_stride = (unsigned)(n / 150 + 1);
 		/* Sync ALWAYS is always on here, so nothing ever needs a time
@@ -217,8 +229,8 @@ static void check_dir(struct state *s, const char *what)
 				      seen.end - seen.start, RETAIN);
 	}
 	ck_assert_msg(bt_verify(db, NULL, why, sizeof why) == 0,
-		      "after %s (kill %lu, dir %s): %s", what, tot.kills, s->dir,
-		      why);
+		      "after %s (kill %lu, dir %s): %s", what, tot.kills,
+		      s->dir, why);
 	mqlog_topic_close(t[0]);
 	mqlog_topic_close(t[1]);
 	mqlog_close(db);
@@ -251,8 +263,9 @@ static void drain(struct state *s, int rfd, const char *what, bool *errored)
 				      what, m.base, topic_of[m.slot],
 				      part_of[m.slot]);
 			ck_assert_msg(m.hash == slot_hash(m.slot, m.base, m.n),
-				      "%s: payload hash of %s/%u@%" PRIu64, what,
-				      topic_of[m.slot], part_of[m.slot], m.base);
+				      "%s: payload hash of %s/%u@%" PRIu64,
+				      what, topic_of[m.slot], part_of[m.slot],
+				      m.base);
 			s->acked[m.slot] = m.base + m.n;
 			tot.acks++;
 			tot.records += m.n;
@@ -298,7 +311,8 @@ static void one_life(struct state *s, int point, unsigned long nth,
 		struct timespec ts = { 0, (long)delay_us * 1000L };
 		nanosleep(&ts, NULL);
 		kill(pid, SIGKILL);
-		snprintf(what, sizeof what, "a random kill after %u us", delay_us);
+		snprintf(what, sizeof what, "a random kill after %u us",
+			 delay_us);
 	} else {
 		/* The point kills the child; if its life runs long (the point
 		 * is rare), a plain kill ends it. */
@@ -344,7 +358,8 @@ static void run(double seconds, unsigned long max_kills)
 	for (i = 0; i < max_kills || max_kills == 0; i++) {
 		if (seconds > 0 && now_s() - t0 >= seconds)
 			break;
-		/* Round robin: each crash point in turn, then 5 random kills. */
+		/* Round robin: each crash point in turn, then 5 random kills.
+		 */
 		unsigned k = (unsigned)(i % (NPOINTS + 5));
 		if (k >= NPOINTS) {
 			one_life(&s, -1, 0, (unsigned)(h_rand(&rng) % 40000));
@@ -362,8 +377,8 @@ static void run(double seconds, unsigned long max_kills)
 
 static void report(double secs)
 {
-	printf("crash: %lu kills in %.1f s (%lu random, crash points:", tot.kills,
-	       secs, tot.random_kills);
+	printf("crash: %lu kills in %.1f s (%lu random, crash points:",
+	       tot.kills, secs, tot.random_kills);
 	for (unsigned k = 0; k < NPOINTS; k++)
 		printf(" %s %lu", points[k].name,
 		       tot.point_kills[k] - tot.point_missed[k]);
@@ -764,10 +779,12 @@ START_TEST(test_kill9)
 {
 	double t0 = now_s();
 
-	rng = bt_env_ul("MQLOG_CRASH_SEED", soak ? (unsigned long)time(NULL) : 1);
+	rng = bt_env_ul("MQLOG_CRASH_SEED",
+			soak ? (unsigned long)time(NULL) : 1);
 	rng = bt_mix(rng) | 1;
 	printf("crash: seed %lu (MQLOG_CRASH_SEED)\n",
-	       bt_env_ul("MQLOG_CRASH_SEED", soak ? (unsigned long)time(NULL) : 1));
+	       bt_env_ul("MQLOG_CRASH_SEED",
+			 soak ? (unsigned long)time(NULL) : 1));
 	if (soak) {
 		run((double)bt_env_ul("MQLOG_SOAK_SECONDS", 600), 0);
 	} else {
@@ -775,11 +792,13 @@ START_TEST(test_kill9)
 		 * kills. */
 		unsigned long kills = BT_SANITIZED ? 150 : 600;
 		run(0, bt_env_ul("MQLOG_CRASH_KILLS", kills));
-		ck_assert_uint_ge(tot.kills, bt_env_ul("MQLOG_CRASH_KILLS", kills));
+		ck_assert_uint_ge(tot.kills,
+				  bt_env_ul("MQLOG_CRASH_KILLS", kills));
 		/* Every crash point fired (rather than being cut short by the
 		 * fallback kill) in most of its lives. */
 		for (unsigned k = 0; k < NPOINTS; k++)
-			ck_assert_msg(tot.point_missed[k] * 4 <= tot.point_kills[k],
+			ck_assert_msg(tot.point_missed[k] * 4 <=
+					      tot.point_kills[k],
 				      "crash point %s fired in only %lu of %lu "
 				      "lives",
 				      points[k].name,

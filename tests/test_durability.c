@@ -39,7 +39,8 @@ START_TEST(test_sync_always_durable)
 	}
 
 	h_append1(tn, 0, "n");
-	ck_assert_int_eq(mqlog_append(tn, 0, &m, 1, MQLOG_SYNC_ALWAYS, NULL), 0);
+	ck_assert_int_eq(mqlog_append(tn, 0, &m, 1, MQLOG_SYNC_ALWAYS, NULL),
+			 0);
 	info = h_info(tn, 0);
 	ck_assert_uint_ge(info.durable_offset, info.end_offset);
 
@@ -109,7 +110,8 @@ START_TEST(test_fail_stop)
 
 	io_fault_set(IO_OP_SYNC, 1, EIO, false);
 	rc = mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL);
-	ck_assert_msg(rc < 0, "append with a failing fdatasync returned %d", rc);
+	ck_assert_msg(rc < 0, "append with a failing fdatasync returned %d",
+		      rc);
 	H_ASSERT_MSG(db);
 	ck_assert_int_eq(h_info(t, 0).failed, 1);
 
@@ -238,7 +240,8 @@ START_TEST(test_write_fault)
 		ck_assert_uint_eq(h_size(h_seg_path(dbdir(), "t", 0, 0)), size);
 	}
 
-	ck_assert_uint_eq(h_append_strs(t, 0, three, 3, 7, MQLOG_SYNC_DEFAULT), 2);
+	ck_assert_uint_eq(h_append_strs(t, 0, three, 3, 7, MQLOG_SYNC_DEFAULT),
+			  2);
 	h_read_all(t, 0, &rs);
 	ck_assert_uint_eq(rs.n, 5);
 	for (size_t i = 0; i < rs.n; i++)
@@ -324,14 +327,14 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 
 #define GC_THREADS 8
-#define GC_PER 200
+#define GC_PER	   200
 
 struct gc_thread {
-	mqlog_topic *t;           /* shared topic */
-	int id;                   /* thread number */
-	int err;                  /* first error */
-	uint64_t off[GC_PER];     /* offsets returned */
-	uint64_t durable_ok;      /* appends after which durable >= own offset + 1 */
+	mqlog_topic *t;	      /* shared topic */
+	int id;		      /* thread number */
+	int err;	      /* first error */
+	uint64_t off[GC_PER]; /* offsets returned */
+	uint64_t durable_ok; /* appends after which durable >= own offset + 1 */
 };
 
 static void *gc_run(void *arg)
@@ -344,7 +347,8 @@ static void *gc_run(void *arg)
 		int rc;
 		snprintf(val, sizeof val, "G%d:%04d", g->id, i);
 		m = h_msg(val, MQLOG_TIMESTAMP_NOW);
-		rc = mqlog_append(g->t, 0, &m, 1, MQLOG_SYNC_DEFAULT, &g->off[i]);
+		rc = mqlog_append(g->t, 0, &m, 1, MQLOG_SYNC_DEFAULT,
+				  &g->off[i]);
 		if (rc != 0) {
 			g->err = rc;
 			return NULL;
@@ -374,7 +378,8 @@ START_TEST(test_group_commit)
 	for (int i = 0; i < GC_THREADS; i++) {
 		g[i].t = t;
 		g[i].id = i;
-		ck_assert_int_eq(pthread_create(&th[i], NULL, gc_run, &g[i]), 0);
+		ck_assert_int_eq(pthread_create(&th[i], NULL, gc_run, &g[i]),
+				 0);
 	}
 	for (int i = 0; i < GC_THREADS; i++)
 		pthread_join(th[i], NULL);
@@ -407,19 +412,19 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 
 #define GX_THREADS 8
-#define GX_MAX 400
+#define GX_MAX	   400
 
 struct gx_thread {
 	mqlog_topic *t;
 	int id;
-	int per;                  /* appends to try */
-	bool stop_on_error;       /* stop at the first failure */
-	int nok;                  /* acknowledged */
-	uint64_t off[GX_MAX];     /* their offsets */
-	int seq[GX_MAX];          /* and sequence numbers */
-	int nerr;                 /* failed appends */
-	int err;                  /* the last failure */
-	char msg[256];            /* and its message */
+	int per;	      /* appends to try */
+	bool stop_on_error;   /* stop at the first failure */
+	int nok;	      /* acknowledged */
+	uint64_t off[GX_MAX]; /* their offsets */
+	int seq[GX_MAX];      /* and sequence numbers */
+	int nerr;	      /* failed appends */
+	int err;	      /* the last failure */
+	char msg[256];	      /* and its message */
 };
 
 static void *gx_run(void *arg)
@@ -430,8 +435,9 @@ static void *gx_run(void *arg)
 	for (int i = 0; i < g->per; i++) {
 		/* Lengths vary so that batches straddle segment ends. */
 		int pad = (g->id * 7 + i * 13) % 60;
-		snprintf(val, sizeof val, "X%d:%04d:%.*s", g->id, i, pad,
-			 "............................................................");
+		snprintf(
+			val, sizeof val, "X%d:%04d:%.*s", g->id, i, pad,
+			"............................................................");
 		mqlog_msg m = h_msg(val, MQLOG_TIMESTAMP_NOW);
 		uint64_t off;
 		int rc = mqlog_append(g->t, 0, &m, 1, MQLOG_SYNC_ALWAYS, &off);
@@ -458,7 +464,8 @@ static void gx_start(struct gx_thread *g, pthread_t *th, mqlog_topic *t,
 		g[i].id = i;
 		g[i].per = per;
 		g[i].stop_on_error = stop;
-		ck_assert_int_eq(pthread_create(&th[i], NULL, gx_run, &g[i]), 0);
+		ck_assert_int_eq(pthread_create(&th[i], NULL, gx_run, &g[i]),
+				 0);
 	}
 	for (int i = 0; i < GX_THREADS; i++)
 		pthread_join(th[i], NULL);
@@ -476,7 +483,8 @@ static void gx_check_acked(mqlog_topic *t, const struct gx_thread *g)
 			uint64_t o = g[i].off[k];
 			ck_assert_uint_lt(o, rs.n);
 			ck_assert_uint_eq(rs.r[o].off, o);
-			snprintf(want, sizeof want, "X%d:%04d:", i, g[i].seq[k]);
+			snprintf(want, sizeof want, "X%d:%04d:", i,
+				 g[i].seq[k]);
 			ck_assert_msg(!strncmp(rs.r[o].val, want, strlen(want)),
 				      "offset %llu holds %s, want %s",
 				      (unsigned long long)o, rs.r[o].val, want);
@@ -541,7 +549,8 @@ START_TEST(test_group_commit_sync_fault)
 		ck_assert_int_eq(g[i].nerr, 1);
 		ck_assert_msg(g[i].err == -EIO || g[i].err == MQLOG_EFAILED,
 			      "thread %d: %s", i, mqlog_errname(g[i].err));
-		ck_assert_msg(strstr(g[i].msg, "topics/t/0"), "message: %s", g[i].msg);
+		ck_assert_msg(strstr(g[i].msg, "topics/t/0"), "message: %s",
+			      g[i].msg);
 		acked += g[i].nok;
 	}
 	ck_assert_int_ge(acked, 24);
@@ -604,7 +613,7 @@ END_TEST
 
 struct gx_releaser {
 	mqlog_topic *t;
-	uint64_t target;  /* stop once the end reaches it */
+	uint64_t target; /* stop once the end reaches it */
 	int rc;
 };
 

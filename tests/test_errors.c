@@ -47,10 +47,10 @@ static int mount_tmpfs(const char *name, const char *size, char *mnt)
 /* ------------------------------------------------------------------------ */
 
 struct tree {
-	size_t n;           /* files */
-	char *path[256];    /* relative paths */
+	size_t n;		  /* files */
+	char *path[256];	  /* relative paths */
 	unsigned char *data[256]; /* contents */
-	size_t len[256];    /* sizes */
+	size_t len[256];	  /* sizes */
 };
 
 static void tree_walk(struct tree *tr, const char *root, const char *rel)
@@ -101,7 +101,8 @@ static void tree_assert_same(const struct tree *a, const struct tree *b)
 		int j = tree_find(b, a->path[i]);
 		ck_assert_msg(j >= 0, "%s disappeared", a->path[i]);
 		ck_assert_msg(a->len[i] == b->len[j] &&
-				      memcmp(a->data[i], b->data[j], a->len[i]) == 0,
+				      memcmp(a->data[i], b->data[j],
+					     a->len[i]) == 0,
 			      "%s changed", a->path[i]);
 	}
 }
@@ -143,7 +144,8 @@ static void expect_populated(mqlog_topic *t)
 		h_read_all(t, p, &rs);
 		ck_assert_uint_eq(rs.n, 30);
 		for (size_t i = 0; i < rs.n; i++) {
-			snprintf(v, sizeof v, "ro-%zu .............................",
+			snprintf(v, sizeof v,
+				 "ro-%zu .............................",
 				 i * 2 + p);
 			ck_assert_str_eq(rs.r[i].val, v);
 		}
@@ -181,8 +183,8 @@ static void poke_unwritable(const char *dir)
 			if (rc == 0) {
 				mqlog_msg m = h_msg("nope", 1);
 				mqlog_reader *r = NULL;
-				rc = mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT,
-						  NULL);
+				rc = mqlog_append(t, 0, &m, 1,
+						  MQLOG_SYNC_DEFAULT, NULL);
 				ck_assert_int_lt(rc, 0);
 				H_ASSERT_MSG(db);
 				if (mqlog_reader_open(t, 0, &r) == 0) {
@@ -324,7 +326,8 @@ static int read_back(const char *dir, char (*acked)[16], uint64_t n)
 		ck_assert_uint_eq(rec.offset, i);
 		ck_assert_msg(rec.value.len >= 15 &&
 				      memcmp(rec.value.data, acked[i], 15) == 0,
-			      "offset %" PRIu64 " of %" PRIu64 ": '%.15s' (len %zu), "
+			      "offset %" PRIu64 " of %" PRIu64
+			      ": '%.15s' (len %zu), "
 			      "appended as '%s'",
 			      i, n, (const char *)rec.value.data, rec.value.len,
 			      acked[i]);
@@ -402,7 +405,8 @@ START_TEST(test_full_disk)
 	full_rc = read_back(dir, acked, n);
 
 	/* Give the file system room and check again: nothing was lost. */
-	ck_assert_int_eq(mount("tmpfs", mnt, "tmpfs", MS_REMOUNT, "size=4m"), 0);
+	ck_assert_int_eq(mount("tmpfs", mnt, "tmpfs", MS_REMOUNT, "size=4m"),
+			 0);
 	ck_assert_int_eq(read_back(dir, acked, n), 0);
 	ck_assert_msg(full_rc == 0,
 		      "on the full disk the acknowledged records could not be "
@@ -444,7 +448,8 @@ START_TEST(test_bad_values)
 	ck_assert_int_eq(mqlog_reader_open(t, 3, &r), MQLOG_EINVAL);
 	ck_assert_ptr_null(r);
 	ck_assert_int_eq(mqlog_partition_stat(t, 3, &info), MQLOG_EINVAL);
-	ck_assert_int_eq(mqlog_partition_stat(t, UINT32_MAX, &info), MQLOG_EINVAL);
+	ck_assert_int_eq(mqlog_partition_stat(t, UINT32_MAX, &info),
+			 MQLOG_EINVAL);
 	for (uint32_t p = 0; p < 3; p++)
 		ck_assert_uint_eq(h_info(t, p).end_offset, 0);
 
@@ -577,11 +582,11 @@ START_TEST(test_strerror_errname)
 END_TEST
 
 struct msg_thread {
-	mqlog *db;          /* shared directory */
+	mqlog *db;	    /* shared directory */
 	char before[512];   /* this thread's message after its own failure */
 	char after[512];    /* the same, after the main thread failed too */
-	int rc;             /* its failure code */
-	int step;           /* handshake: 1 failed, 2 main failed */
+	int rc;		    /* its failure code */
+	int step;	    /* handshake: 1 failed, 2 main failed */
 	pthread_mutex_t mu; /* protects step */
 	pthread_cond_t cv;  /* signals step changes */
 };

@@ -28,14 +28,14 @@
 
 #include "plmodel.h"
 
-#define SEED 31
-#define VMAX 400
-#define NPART 2
+#define SEED   31
+#define VMAX   400
+#define NPART  2
 #define RETAIN 40
 
 static const char *const op_names[IO_OP_COUNT_] = {
-	"open", "write", "fdatasync", "dirsync", "truncate", "rename",
-	"unlink", "mkdir",
+	"open",	    "write",  "fdatasync", "dirsync",
+	"truncate", "rename", "unlink",	   "mkdir",
 };
 
 /* One way to fail. */
@@ -93,8 +93,8 @@ static void appends(mqlog *db, mqlog_topic *t, struct acked *a, int count,
 			continue;
 		}
 		ck_assert_msg(info.end_offset >= a->end[p],
-			      "%s: partition %u ends at %" PRIu64
-			      ", %" PRIu64 " acknowledged",
+			      "%s: partition %u ends at %" PRIu64 ", %" PRIu64
+			      " acknowledged",
 			      what, p, info.end_offset, a->end[p]);
 		rc = bt_append(t, SEED, p, info.end_offset, n, VMAX,
 			       MQLOG_SYNC_DEFAULT, &base);
@@ -111,9 +111,10 @@ static void appends(mqlog *db, mqlog_topic *t, struct acked *a, int count,
 		H_ASSERT_MSG(db);
 		tot.failed_calls++;
 		if (failed[p]) {
-			ck_assert_msg(rc == MQLOG_EFAILED,
-				      "%s: fail-stopped partition %u answered %s",
-				      what, p, mqlog_errname(rc));
+			ck_assert_msg(
+				rc == MQLOG_EFAILED,
+				"%s: fail-stopped partition %u answered %s",
+				what, p, mqlog_errname(rc));
 			continue;
 		}
 		ck_assert_int_eq(mqlog_partition_stat(t, p, &info), 0);
@@ -265,8 +266,8 @@ static void check_acked(const char *dir, const struct acked *a,
 		if (info.end_offset > RETAIN &&
 		    info.end_offset - RETAIN + 3 > e.max_start)
 			e.max_start = info.end_offset - RETAIN + 3;
-		ck_assert_msg(bt_check_partition(t, p, &e, &s, why, sizeof why) ==
-				      0,
+		ck_assert_msg(bt_check_partition(t, p, &e, &s, why,
+						 sizeof why) == 0,
 			      "%s: %s", what, why);
 	}
 	ck_assert_msg(bt_verify(db, NULL, why, sizeof why) == 0, "%s: %s", what,
@@ -417,8 +418,8 @@ START_TEST(test_map_full)
 	for (uint32_t p = 0; p < 2; p++) {
 		struct bt_expect e = { SEED, 60, end[p], 0, 7, true };
 		struct bt_seen s;
-		ck_assert_msg(bt_check_partition(t, p, &e, &s, why, sizeof why) ==
-				      0,
+		ck_assert_msg(bt_check_partition(t, p, &e, &s, why,
+						 sizeof why) == 0,
 			      "%s", why);
 	}
 	ck_assert_msg(bt_verify(db, NULL, why, sizeof why) == 0, "%s", why);

@@ -25,8 +25,8 @@ struct tag {
 
 static int parse_tag(const struct h_rec *r, struct tag *t)
 {
-	return r->val && sscanf(r->val, "P%d:%d:%d/%d", &t->proc, &t->seq, &t->j,
-				&t->k) == 4;
+	return r->val && sscanf(r->val, "P%d:%d:%d/%d", &t->proc, &t->seq,
+				&t->j, &t->k) == 4;
 }
 
 /* Append @batches batches tagged @proc (k = 1 + seq % 3 records each).
@@ -38,8 +38,8 @@ static int append_tagged(mqlog_topic *t, int proc, int batches, int sync)
 	for (int seq = 0; seq < batches; seq++) {
 		int k = 1 + seq % 3;
 		for (int j = 0; j < k; j++) {
-			snprintf(vals[j], sizeof vals[j], "P%d:%d:%d/%d", proc, seq,
-				 j, k);
+			snprintf(vals[j], sizeof vals[j], "P%d:%d:%d/%d", proc,
+				 seq, j, k);
 			m[j] = h_msg(vals[j], MQLOG_TIMESTAMP_NOW);
 		}
 		if (mqlog_append(t, 0, m, (size_t)k, sync, NULL) != 0)
@@ -74,15 +74,18 @@ static uint64_t check_tagged(mqlog_topic *t, int nproc, int complete)
 		struct tag a, b;
 		ck_assert_msg(parse_tag(&rs.r[i], &a), "bad value at %zu", i);
 		ck_assert(a.proc >= 0 && a.proc < nproc);
-		ck_assert_msg(a.j == 0, "batch P%d:%d starts at record %d (offset %zu)",
+		ck_assert_msg(a.j == 0,
+			      "batch P%d:%d starts at record %d (offset %zu)",
 			      a.proc, a.seq, a.j, i);
 		ck_assert_msg(a.seq == next_seq[a.proc],
 			      "P%d: batch %d after %d", a.proc, a.seq,
 			      next_seq[a.proc] - 1);
 		for (int j = 0; j < a.k; j++) {
 			ck_assert_msg(i + (size_t)j < rs.n,
-				      "partial batch at the end (offset %zu)", i);
-			ck_assert_uint_eq(rs.r[i + (size_t)j].off, i + (size_t)j);
+				      "partial batch at the end (offset %zu)",
+				      i);
+			ck_assert_uint_eq(rs.r[i + (size_t)j].off,
+					  i + (size_t)j);
 			ck_assert(parse_tag(&rs.r[i + (size_t)j], &b));
 			ck_assert_msg(b.proc == a.proc && b.seq == a.seq &&
 					      b.j == j && b.k == a.k,
@@ -146,7 +149,8 @@ static void run_appenders(int nproc, int batches, int sync)
 			appender_child(p, batches, sync);
 	}
 	for (int p = 0; p < nproc; p++)
-		ck_assert_msg(wait_child(pids[p]) == 0, "appender %d failed", p);
+		ck_assert_msg(wait_child(pids[p]) == 0, "appender %d failed",
+			      p);
 	{
 		mqlog *db = h_open(dbdir());
 		mqlog_topic *t = h_topic(db, "t");
@@ -236,8 +240,8 @@ START_TEST(test_sigkill_appender)
 					     MQLOG_SYNC_DEFAULT);
 			ck_assert_uint_eq(base, n);
 			parent_batches++;
-			ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL),
-					 0);
+			ck_assert_int_eq(
+				mqlog_verify(db, NULL, NULL, NULL, NULL), 0);
 			mqlog_topic_close(t);
 			mqlog_close(db);
 		}
@@ -293,8 +297,9 @@ static void reader_child(uint64_t target)
 				   &a.k) != 4)
 				_exit(22);
 			/* Contiguous within a batch. */
-			if (a.j != 0 && (a.proc != last.proc ||
-					 a.seq != last.seq || a.j != last.j + 1))
+			if (a.j != 0 &&
+			    (a.proc != last.proc || a.seq != last.seq ||
+			     a.j != last.j + 1))
 				_exit(23);
 			last = a;
 			got++;
@@ -340,7 +345,8 @@ START_TEST(test_concurrent_readers)
 			appender_child(i, batches, MQLOG_SYNC_NONE);
 	}
 	for (int i = 0; i < 2; i++)
-		ck_assert_msg(wait_child(writers[i]) == 0, "writer %d failed", i);
+		ck_assert_msg(wait_child(writers[i]) == 0, "writer %d failed",
+			      i);
 	for (int i = 0; i < 2; i++) {
 		int st = wait_child(readers[i]);
 		ck_assert_msg(st == 0, "reader %d exited with %d", i, st);
@@ -380,7 +386,8 @@ START_TEST(test_fork_with_open_parent)
 		const char *vp[2] = { v[0], v[1] };
 		snprintf(v[0], sizeof v[0], "P0:10:0/2");
 		snprintf(v[1], sizeof v[1], "P0:10:1/2");
-		ck_assert_uint_eq(h_append_strs(t, 0, vp, 2, 1, MQLOG_SYNC_DEFAULT),
+		ck_assert_uint_eq(h_append_strs(t, 0, vp, 2, 1,
+						MQLOG_SYNC_DEFAULT),
 				  2 * records_of(10));
 	}
 	check_tagged(t, 2, -1);
@@ -432,8 +439,10 @@ START_TEST(test_delete_while_open_elsewhere)
 	ck_assert_int_eq(write(go[1], "g", 1), 1);
 	{
 		int st = wait_child(pid);
-		ck_assert_msg(st == 0, "child append after delete: exit %d "
-			      "(12: it succeeded, 13: another error)", st);
+		ck_assert_msg(st == 0,
+			      "child append after delete: exit %d "
+			      "(12: it succeeded, 13: another error)",
+			      st);
 	}
 	close(ready[0]);
 	close(go[1]);

@@ -55,8 +55,8 @@
 enum {
 	NOTE_OPENED = 1,  /* mqlog_open returned */
 	NOTE_CREATED = 2, /* mqlog_topic_create returned */
-	NOTE_ACK = 3,     /* an append (or a sync) acknowledged: part, end */
-	NOTE_STEP = 4,    /* an append returned, not yet acknowledged */
+	NOTE_ACK = 3,	  /* an append (or a sync) acknowledged: part, end */
+	NOTE_STEP = 4,	  /* an append returned, not yet acknowledged */
 	NOTE_COMMIT = 5,  /* a group commit returned (durable in LMDB) */
 };
 
@@ -65,9 +65,18 @@ static uint64_t note_tag(unsigned kind, uint32_t part, uint64_t end)
 	return (uint64_t)kind << 56 | (uint64_t)part << 40 | end;
 }
 
-static unsigned note_kind(uint64_t tag) { return (unsigned)(tag >> 56); }
-static uint32_t note_part(uint64_t tag) { return (uint32_t)(tag >> 40) & 0xFFFF; }
-static uint64_t note_end(uint64_t tag) { return tag & ((UINT64_C(1) << 40) - 1); }
+static unsigned note_kind(uint64_t tag)
+{
+	return (unsigned)(tag >> 56);
+}
+static uint32_t note_part(uint64_t tag)
+{
+	return (uint32_t)(tag >> 40) & 0xFFFF;
+}
+static uint64_t note_end(uint64_t tag)
+{
+	return tag & ((UINT64_C(1) << 40) - 1);
+}
 
 /* ======================================================================== */
 /* Workloads                                                                */
@@ -76,17 +85,17 @@ static uint64_t note_end(uint64_t tag) { return tag & ((UINT64_C(1) << 40) - 1);
 #define MAXPART 4
 
 struct workload {
-	const char *name;        /* for messages */
-	uint32_t partitions;     /* topic partitions */
-	uint64_t segment_bytes;  /* roll size */
+	const char *name;	 /* for messages */
+	uint32_t partitions;	 /* topic partitions */
+	uint64_t segment_bytes;	 /* roll size */
 	uint32_t index_interval; /* index interval bytes */
-	int64_t max_messages;    /* retention (DROP_OLDEST), or unlimited */
-	int appends;             /* appends in the run */
-	size_t vmax;             /* value bound */
-	int sync_every;          /* 0: sync ALWAYS; N: sync NONE, and a
+	int64_t max_messages;	 /* retention (DROP_OLDEST), or unlimited */
+	int appends;		 /* appends in the run */
+	size_t vmax;		 /* value bound */
+	int sync_every;		 /* 0: sync ALWAYS; N: sync NONE, and a
 				  * mqlog_topic_sync after every Nth append
 				  * acknowledges what came before */
-	uint32_t seed;           /* generator seed */
+	uint32_t seed;		 /* generator seed */
 	bool group;		 /* also consume as group "cg", committing */
 };
 
@@ -236,8 +245,8 @@ static void free_run(struct run *r)
 
 /* What the log says was acknowledged before entry @c. */
 struct acked {
-	bool created;               /* the topic create returned */
-	uint64_t end[MAXPART];      /* acknowledged end per partition */
+	bool created;	       /* the topic create returned */
+	uint64_t end[MAXPART]; /* acknowledged end per partition */
 };
 
 static void acked_before(const struct run *r, size_t c, struct acked *a)
@@ -522,7 +531,8 @@ static void meta_range(const struct run *r, size_t c, int *lo, int *cur,
 	for (size_t s = 0; s < r->nsnaps; s++) {
 		if (r->snaps[s].at < c)
 			*cur = (int)s;
-		if (*lo < 0 && (!have_primary || r->snaps[s].at >= last_primary))
+		if (*lo < 0 &&
+		    (!have_primary || r->snaps[s].at >= last_primary))
 			*lo = (int)s;
 	}
 	if (*lo > *cur)
@@ -569,8 +579,8 @@ static void run_states(const struct run *r, const char *scratch,
 			enum io_rec_op op = io_record_get(c - 1)->op;
 			if (op == IO_REC_CLOSE)
 				continue;
-			if (op == IO_REC_OPEN &&
-			    !(io_record_get(c - 1)->flags & (O_CREAT | O_TRUNC)))
+			if (op == IO_REC_OPEN && !(io_record_get(c - 1)->flags &
+						   (O_CREAT | O_TRUNC)))
 				continue;
 		}
 		grand.points++;
@@ -581,22 +591,26 @@ static void run_states(const struct run *r, const char *scratch,
 		for (size_t k = 0; k < m.ndops; k++)
 			nun += !m.dops[k].synced;
 
-#define V(...)                                                                 \
-	do {                                                                   \
-		ck_assert_uint_lt(nv, 256);                                    \
-		vs[nv++] = (struct variant){ __VA_ARGS__ };                    \
+#define V(...)                                              \
+	do {                                                \
+		ck_assert_uint_lt(nv, 256);                 \
+		vs[nv++] = (struct variant){ __VA_ARGS__ }; \
 	} while (0)
 		V(DIRS_ALL, 0, DATA_ALL, 0, 0, cur, "process crash");
 		V(DIRS_SYNCED, 0, DATA_NONE, 0, 0, cur, "only synced");
 		if (lo != cur)
-			V(DIRS_SYNCED, 0, DATA_NONE, 0, 0, lo, "only synced, index lags");
+			V(DIRS_SYNCED, 0, DATA_NONE, 0, 0, lo,
+			  "only synced, index lags");
 		if (hi >= 0) {
-			V(DIRS_SYNCED, 0, DATA_NONE, 0, 0, hi, "only synced, index leads");
+			V(DIRS_SYNCED, 0, DATA_NONE, 0, 0, hi,
+			  "only synced, index leads");
 			V(DIRS_ALL, 0, DATA_ALL, 0, 0, hi, "all, index leads");
 		}
-		V(DIRS_SYNCED, 0, DATA_NONE, 0, 0, -1, "only synced, meta lost");
+		V(DIRS_SYNCED, 0, DATA_NONE, 0, 0, -1,
+		  "only synced, meta lost");
 		V(DIRS_ALL, 0, DATA_NONE, 0, 0, cur, "entries kept, data lost");
-		V(DIRS_SYNCED, 0, DATA_ALL, 0, 0, cur, "data kept, entries lost");
+		V(DIRS_SYNCED, 0, DATA_ALL, 0, 0, cur,
+		  "data kept, entries lost");
 		V(DIRS_ALL, 0, DATA_ZERO, 0, 0, cur, "zero-filled");
 		for (size_t k = 1; k < npend && k < 8; k++)
 			V(DIRS_ALL, 0, DATA_PREFIX, k, 0, cur, "data prefix");
@@ -609,9 +623,11 @@ static void run_states(const struct run *r, const char *scratch,
 				continue;
 			uint64_t first = (e->off / 512 + 1) * 512;
 			uint64_t last = e->off + e->len;
-			uint64_t nsec = first < last ? (last - first + 511) / 512 : 0;
+			uint64_t nsec =
+				first < last ? (last - first + 511) / 512 : 0;
 			uint64_t step = nsec > 6 ? nsec / 6 : 1;
-			for (uint64_t cut = first; cut < last; cut += 512 * step) {
+			for (uint64_t cut = first; cut < last;
+			     cut += 512 * step) {
 				V(DIRS_ALL, 0, DATA_TORN_HEAD, k, cut, cur,
 				  "torn write, head kept");
 				V(DIRS_ALL, 0, DATA_TORN_TAIL, k, cut, cur,
@@ -619,8 +635,10 @@ static void run_states(const struct run *r, const char *scratch,
 			}
 		}
 		for (size_t u = 0; u < nun && u < 8; u++) {
-			V(DIRS_ALL_BUT, u, DATA_ALL, 0, 0, cur, "one entry lost");
-			V(DIRS_PREFIX, u, DATA_NONE, 0, 0, cur, "entries prefix");
+			V(DIRS_ALL_BUT, u, DATA_ALL, 0, 0, cur,
+			  "one entry lost");
+			V(DIRS_PREFIX, u, DATA_NONE, 0, 0, cur,
+			  "entries prefix");
 		}
 #undef V
 		for (size_t i = 0; i < nv; i++) {
@@ -634,14 +652,16 @@ static void run_states(const struct run *r, const char *scratch,
 					/* The state as it was before recovery,
 					 * for whoever debugs this. */
 					char orig[4300];
-					snprintf(orig, sizeof orig, "%s.orig", dir);
+					snprintf(orig, sizeof orig, "%s.orig",
+						 dir);
 					build_state(r, &m, &vs[i], orig);
-					ck_abort_msg("%s: state after op %zu/%zu "
-						     "(%s, meta %d of [%d,%d,%d]): "
-						     "%s (kept in %s)",
-						     r->w->name, c, r->nops,
-						     vs[i].label, vs[i].meta, lo,
-						     cur, hi, why, dir);
+					ck_abort_msg(
+						"%s: state after op %zu/%zu "
+						"(%s, meta %d of [%d,%d,%d]): "
+						"%s (kept in %s)",
+						r->w->name, c, r->nops,
+						vs[i].label, vs[i].meta, lo,
+						cur, hi, why, dir);
 				}
 			}
 			fx_rmtree(dir);

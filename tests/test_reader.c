@@ -185,9 +185,8 @@ static void fill_ts(mqlog_topic *t, const int64_t *ts)
 				 "rec %zu with a little padding", i + j);
 			m[j] = h_msg(vals[j], ts[i + j]);
 		}
-		ck_assert_int_eq(mqlog_append(t, 0, m, k, MQLOG_SYNC_DEFAULT,
-					      &base),
-				 0);
+		ck_assert_int_eq(
+			mqlog_append(t, 0, m, k, MQLOG_SYNC_DEFAULT, &base), 0);
 		ck_assert_uint_eq(base, i);
 		i += k;
 	}
@@ -243,8 +242,8 @@ static void run_time_seeks(int monotonic)
 	mqlog *db = h_open(dbdir());
 
 	for (size_t i = 0; i < TS_N; i++) {
-		ts[i] = monotonic ? 100000 + 10 * (int64_t)i
-				  : 100000 + (int64_t)(h_rand(&seed) % 5000);
+		ts[i] = monotonic ? 100000 + 10 * (int64_t)i :
+				    100000 + (int64_t)(h_rand(&seed) % 5000);
 		/* Equal timestamps in runs, too. */
 		if (!monotonic && i % 17 == 3)
 			ts[i] = ts[i - 1];
@@ -508,10 +507,10 @@ START_TEST(test_wait_timeout)
 END_TEST
 
 struct delayed {
-	mqlog_topic *t;   /* topic to append to */
-	unsigned ms;      /* delay before appending */
-	double appended;  /* monotonic time of the append */
-	int rc;           /* append result */
+	mqlog_topic *t;	 /* topic to append to */
+	unsigned ms;	 /* delay before appending */
+	double appended; /* monotonic time of the append */
+	int rc;		 /* append result */
 };
 
 static void *delayed_append(void *arg)
@@ -541,7 +540,8 @@ START_TEST(test_wait_woken_by_thread)
 		pthread_t th;
 		double woke, t0 = h_mono_ms();
 		int rc;
-		ck_assert_int_eq(pthread_create(&th, NULL, delayed_append, &d), 0);
+		ck_assert_int_eq(pthread_create(&th, NULL, delayed_append, &d),
+				 0);
 		rc = mqlog_reader_wait(r, round == 0 ? 5000 : -1);
 		woke = h_mono_ms();
 		pthread_join(th, NULL);
@@ -609,10 +609,10 @@ START_TEST(test_wait_spin)
 END_TEST
 
 struct child_report {
-	int wait_rc;   /* mqlog_reader_wait result */
-	int read_rc;   /* mqlog_reader_next result */
-	int value_ok;  /* record value was "cross" */
-	double woke;   /* monotonic ms when wait returned */
+	int wait_rc;  /* mqlog_reader_wait result */
+	int read_rc;  /* mqlog_reader_next result */
+	int value_ok; /* record value was "cross" */
+	double woke;  /* monotonic ms when wait returned */
 };
 
 static int read_full(int fd, void *buf, size_t len, int timeout_ms)
@@ -703,7 +703,8 @@ START_TEST(test_wait_woken_across_processes)
 	t = h_topic(db, "t");
 	h_sleep_ms(100); /* let the child block in its wait */
 	appended = h_mono_ms();
-	ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL), 0);
+	ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL),
+			 0);
 	ck_assert_msg(read_full(report[0], &rep, sizeof rep, 10000) == 0,
 		      "no report from the child");
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);

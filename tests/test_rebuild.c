@@ -10,7 +10,7 @@
 
 #include <sys/wait.h>
 
-#define TOPIC "events"
+#define TOPIC  "events"
 #define NBATCH 120
 
 /* Fill partition 0 with batches of 1..7 records with shuffled timestamps. */
@@ -31,11 +31,12 @@ static void fill(mqlog *db)
 		int n = 1 + b % 7;
 		for (int i = 0; i < n; i++) {
 			snprintf(val, sizeof val, "b%d-r%d", b, i);
-			m[i] = (mqlog_msg){ .key = { "k", 1 },
-					    .value = { strdup(val),
-						       strlen(val) },
-					    .timestamp = 10000 + b * 10 +
-							 ((b * 7 + i * 3) % 13) - 6 };
+			m[i] = (mqlog_msg){
+				.key = { "k", 1 },
+				.value = { strdup(val), strlen(val) },
+				.timestamp = 10000 + b * 10 +
+					     ((b * 7 + i * 3) % 13) - 6
+			};
 		}
 		ck_assert_int_eq(mqlog_append(t, 0, m, (size_t)n,
 					      MQLOG_SYNC_DEFAULT, NULL),
@@ -49,8 +50,8 @@ static void fill(mqlog *db)
 /* Every lookup a reader can do, as one comparable trace. */
 struct trace {
 	uint64_t by_offset[1024]; /* offset found when seeking to i */
-	uint64_t by_time[1400];   /* offset found for timestamp 9900 + i */
-	size_t noff;              /* entries in by_offset */
+	uint64_t by_time[1400];	  /* offset found for timestamp 9900 + i */
+	size_t noff;		  /* entries in by_offset */
 };
 
 static void take_trace(mqlog *db, struct trace *tr)
@@ -289,9 +290,8 @@ START_TEST(test_reader_survives_stale_entries_after_truncation)
 	for (int i = 0; i < 5; i++) {
 		mqlog_msg m = { .value = { "x", 1 },
 				.timestamp = MQLOG_TIMESTAMP_NOW };
-		ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT,
-					      NULL),
-				 0);
+		ck_assert_int_eq(
+			mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL), 0);
 	}
 	ck_assert_int_eq(mqlog_reader_open(t, 0, &r), 0);
 	for (uint64_t o = end; o < end + 5; o++) {

@@ -509,8 +509,8 @@ START_TEST(test_exact_size)
 		for (i = 0; i < 3; i++)
 			want += ref_record(&m[i], i,
 					   m[i].timestamp - m[0].timestamp);
-		ck_assert_int_eq(batch_encoded_size(m, 3, UINT32_MAX, NOW_MS, &size),
-				 0);
+		ck_assert_int_eq(
+			batch_encoded_size(m, 3, UINT32_MAX, NOW_MS, &size), 0);
 		ck_assert_uint_eq(size, want);
 		/* And encode fills exactly that many bytes (it asserts so). */
 		buf = xmalloc(size);
@@ -533,7 +533,8 @@ START_TEST(test_toobig_boundary)
 
 	m[2].value = (mqlog_bytes){ data, 3000 };
 	ck_assert_int_eq(batch_encoded_size(m, 2, UINT32_MAX, NOW_MS, &two), 0);
-	ck_assert_int_eq(batch_encoded_size(m, 3, UINT32_MAX, NOW_MS, &three), 0);
+	ck_assert_int_eq(batch_encoded_size(m, 3, UINT32_MAX, NOW_MS, &three),
+			 0);
 	rec = three - two;
 	limit = (uint32_t)rec;
 
@@ -543,7 +544,8 @@ START_TEST(test_toobig_boundary)
 	/* One byte longer than the limit. */
 	m[2].value.len++;
 	size = 12345;
-	ck_assert_int_eq(batch_encoded_size(m, 3, limit, NOW_MS, &size), MQLOG_ETOOBIG);
+	ck_assert_int_eq(batch_encoded_size(m, 3, limit, NOW_MS, &size),
+			 MQLOG_ETOOBIG);
 	ck_assert_uint_eq(size, 12345);
 	snprintf(want, sizeof(want),
 		 "record 2 encodes to %zu bytes, over the limit of %u bytes",
@@ -605,29 +607,36 @@ START_TEST(test_einval)
 	mqlog_msg m = msg_kv("k", "v", 1);
 	size_t size = 999;
 
-	ck_assert_int_eq(batch_encoded_size(&m, 0, 100, NOW_MS, &size), MQLOG_EINVAL);
-	ck_assert_int_eq(batch_encoded_size(NULL, 1, 100, NOW_MS, &size), MQLOG_EINVAL);
+	ck_assert_int_eq(batch_encoded_size(&m, 0, 100, NOW_MS, &size),
+			 MQLOG_EINVAL);
+	ck_assert_int_eq(batch_encoded_size(NULL, 1, 100, NOW_MS, &size),
+			 MQLOG_EINVAL);
 
 	m.key = (mqlog_bytes){ NULL, 3 };
-	ck_assert_int_eq(batch_encoded_size(&m, 1, 100, NOW_MS, &size), MQLOG_EINVAL);
+	ck_assert_int_eq(batch_encoded_size(&m, 1, 100, NOW_MS, &size),
+			 MQLOG_EINVAL);
 	ck_assert_ptr_nonnull(strstr(mqlog_errmsg(NULL), "record 0"));
 
 	m = msg_kv("k", NULL, 1);
 	m.value.len = 3;
-	ck_assert_int_eq(batch_encoded_size(&m, 1, 100, NOW_MS, &size), MQLOG_EINVAL);
+	ck_assert_int_eq(batch_encoded_size(&m, 1, 100, NOW_MS, &size),
+			 MQLOG_EINVAL);
 
 	m = msg_kv("k", "v", 1);
 	m.headers = &bad_key;
 	m.header_count = 1;
-	ck_assert_int_eq(batch_encoded_size(&m, 1, 100, NOW_MS, &size), MQLOG_EINVAL);
+	ck_assert_int_eq(batch_encoded_size(&m, 1, 100, NOW_MS, &size),
+			 MQLOG_EINVAL);
 	ck_assert_ptr_nonnull(strstr(mqlog_errmsg(NULL), "null key"));
 
 	m.headers = &bad_val;
-	ck_assert_int_eq(batch_encoded_size(&m, 1, 100, NOW_MS, &size), MQLOG_EINVAL);
+	ck_assert_int_eq(batch_encoded_size(&m, 1, 100, NOW_MS, &size),
+			 MQLOG_EINVAL);
 
 	m.headers = NULL;
 	m.header_count = 2;
-	ck_assert_int_eq(batch_encoded_size(&m, 1, 100, NOW_MS, &size), MQLOG_EINVAL);
+	ck_assert_int_eq(batch_encoded_size(&m, 1, 100, NOW_MS, &size),
+			 MQLOG_EINVAL);
 	ck_assert_uint_eq(size, 999);
 }
 END_TEST
@@ -1131,25 +1140,23 @@ START_TEST(test_one_pass_encoder)
 				m[i].value = (mqlog_bytes){
 					data, lens[rng() % 11] + rng() % 3
 				};
-			m[i].timestamp = rng() % 3 ? MQLOG_TIMESTAMP_NOW
-						   : (int64_t)(rng() % 99999);
+			m[i].timestamp = rng() % 3 ? MQLOG_TIMESTAMP_NOW :
+						     (int64_t)(rng() % 99999);
 		}
 		hs[0] = (mqlog_header){ { data, rng() % 130 }, { NULL, 0 } };
 		hs[1] = (mqlog_header){ { "", 0 }, { data, rng() % 70 } };
 		hs[2] = (mqlog_header){ { data, 64 }, { data, 63 } };
 		m[2].headers = hs;
 		m[2].header_count = rng() % 4;
-		ck_assert_int_eq(batch_encoded_size(m, 3, UINT32_MAX, NOW_MS,
-						    &size),
-				 0);
+		ck_assert_int_eq(
+			batch_encoded_size(m, 3, UINT32_MAX, NOW_MS, &size), 0);
 		ck_assert_int_eq(batch_size_bound(m, 3, &bound), 0);
 		ck_assert_uint_ge(bound, size);
 		a = xmalloc(size);
 		b = xmalloc(bound);
 		batch_encode(a, size, m, 3, NOW_MS);
 		ck_assert_int_eq(batch_encode_checked(b, bound, m, 3,
-						      UINT32_MAX, NOW_MS,
-						      &got),
+						      UINT32_MAX, NOW_MS, &got),
 				 0);
 		ck_assert_uint_eq(got, size);
 		ck_assert(memcmp(a, b, size) == 0);

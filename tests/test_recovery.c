@@ -56,9 +56,8 @@ static uint64_t write_batches(mqlog_topic *t, int nbatch, uint64_t off)
 			value_for(off + j, vals[j], sizeof vals[j]);
 			m[j] = h_msg(vals[j], 1000 + (int64_t)(off + j));
 		}
-		ck_assert_int_eq(mqlog_append(t, 0, m, k, MQLOG_SYNC_DEFAULT,
-					      &base),
-				 0);
+		ck_assert_int_eq(
+			mqlog_append(t, 0, m, k, MQLOG_SYNC_DEFAULT, &base), 0);
 		ck_assert_uint_eq(base, off);
 		off += k;
 	}
@@ -115,7 +114,8 @@ static void check_recovered_at(const char *dir_arg, uint64_t n, uint64_t seg,
 	ck_assert_uint_eq(h_size(h_seg_path(dir, "t", 0, seg)), size);
 	value_for(n, v, sizeof v);
 	m = h_msg(v, 1000 + (int64_t)n);
-	ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, &base), 0);
+	ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, &base),
+			 0);
 	ck_assert_uint_eq(base, n);
 	expect_log(t, n + 1);
 	memset(&st, 0, sizeof st);
@@ -140,8 +140,8 @@ static void build_pristine(struct h_batch *b, uint64_t *file_size)
 	write_batches(t, NB, 0);
 	mqlog_topic_close(t);
 	mqlog_close(db);
-	ck_assert_uint_eq(h_walk(h_seg_path(pristine(), "t", 0, 0), b, NB, &end),
-			  NB);
+	ck_assert_uint_eq(
+		h_walk(h_seg_path(pristine(), "t", 0, 0), b, NB, &end), NB);
 	*file_size = h_size(h_seg_path(pristine(), "t", 0, 0));
 	ck_assert_uint_eq(end, *file_size);
 }
@@ -164,7 +164,8 @@ START_TEST(test_torn_tail_every_byte)
 				boundary = b[i].pos + b[i].len;
 			}
 		restore();
-		ck_assert_int_eq(fx_truncate(h_seg_path(work(), "t", 0, 0), L), 0);
+		ck_assert_int_eq(fx_truncate(h_seg_path(work(), "t", 0, 0), L),
+				 0);
 		check_recovered(work(), n, boundary);
 	}
 }
@@ -202,8 +203,8 @@ START_TEST(test_garbage_after_tail)
 	restore();
 	for (size_t i = 0; i < 100; i++)
 		junk[i] = (unsigned char)h_rand(&seed);
-	ck_assert_int_eq(fx_append_bytes(h_seg_path(work(), "t", 0, 0), junk, 100),
-			 0);
+	ck_assert_int_eq(
+		fx_append_bytes(h_seg_path(work(), "t", 0, 0), junk, 100), 0);
 	check_recovered(work(), b[NB - 1].base + b[NB - 1].count, size);
 
 	/* zeros */
@@ -223,8 +224,8 @@ START_TEST(test_garbage_after_tail)
 		memcpy(junk, &magic, 4);
 		memcpy(junk + 4, &len, 4);
 	}
-	ck_assert_int_eq(fx_append_bytes(h_seg_path(work(), "t", 0, 0), junk, 200),
-			 0);
+	ck_assert_int_eq(
+		fx_append_bytes(h_seg_path(work(), "t", 0, 0), junk, 200), 0);
 	check_recovered(work(), b[NB - 1].base + b[NB - 1].count, size);
 
 	/* a byte-exact copy of the last batch: valid checksums, but its offsets
@@ -280,8 +281,9 @@ START_TEST(test_crash_without_close)
 			ck_assert_int_eq(mqlog_reader_next(r, &rec), 1);
 			ck_assert_uint_eq(rec.offset, off);
 			/* timestamps are 1000 + offset */
-			ck_assert_int_eq(mqlog_reader_seek_time(r, 1000 + (int64_t)off),
-					 0);
+			ck_assert_int_eq(
+				mqlog_reader_seek_time(r, 1000 + (int64_t)off),
+				0);
 			ck_assert_uint_eq(mqlog_reader_position(r), off);
 		}
 		mqlog_reader_close(r);
@@ -320,7 +322,8 @@ static void crash_unpublished(struct h_batch *b)
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-	ck_assert_uint_eq(h_walk(h_seg_path(pristine(), "t", 0, 0), b, 64, &end),
+	ck_assert_uint_eq(h_walk(h_seg_path(pristine(), "t", 0, 0), b, 64,
+				 &end),
 			  NB_PUB + 1);
 }
 
@@ -421,7 +424,8 @@ START_TEST(test_torn_last_segment_of_many)
 	}
 	/* sealed segments untouched */
 	for (size_t i = 0; i + 1 < nseg; i++)
-		ck_assert_uint_gt(h_size(h_seg_path(work(), "t", 0, bases[i])), 0);
+		ck_assert_uint_gt(h_size(h_seg_path(work(), "t", 0, bases[i])),
+				  0);
 	{
 		char v[128];
 		mqlog_msg m;
@@ -445,9 +449,9 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 
 struct problems {
-	int count;          /* problems reported */
-	int matched;        /* problems naming the damaged batch */
-	uint64_t lo, hi;    /* damaged batch byte range */
+	int count;	 /* problems reported */
+	int matched;	 /* problems naming the damaged batch */
+	uint64_t lo, hi; /* damaged batch byte range */
 };
 
 static void on_problem(void *arg, const char *topic, uint32_t partition,
@@ -518,7 +522,8 @@ START_TEST(test_sealed_corruption)
 		rc = mqlog_reader_next(r, &rec);
 		ck_assert_int_eq(rc, MQLOG_ECORRUPT);
 		ck_assert_uint_eq(mqlog_reader_position(r), bad_base);
-		ck_assert_msg(h_contains(mqlog_errmsg(db), "00000000000000000000.seg"),
+		ck_assert_msg(h_contains(mqlog_errmsg(db),
+					 "00000000000000000000.seg"),
 			      "message does not name the segment: %s",
 			      mqlog_errmsg(db));
 		ck_assert_msg(h_contains(mqlog_errmsg(db), pos_str),
@@ -659,12 +664,10 @@ START_TEST(test_recover_rebuilds_index)
 		ts[i] = 10000 + (int64_t)(h_rand(&seed) % 5000);
 		snprintf(v, sizeof v, "record %zu ......................", i);
 		m = h_msg(v, ts[i]);
-		ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT,
-					      NULL),
-				 0);
-		ck_assert_int_eq(mqlog_append(t, 1, &m, 1, MQLOG_SYNC_DEFAULT,
-					      NULL),
-				 0);
+		ck_assert_int_eq(
+			mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL), 0);
+		ck_assert_int_eq(
+			mqlog_append(t, 1, &m, 1, MQLOG_SYNC_DEFAULT, NULL), 0);
 	}
 	ck_assert_uint_ge(h_info(t, 0).segments, 3);
 	lookups(t, ts, before);
@@ -699,10 +702,10 @@ END_TEST
 
 /* Snapshot of every segment file's bytes. */
 struct snap {
-	size_t n;                 /* segments */
-	uint64_t bases[64];       /* their bases */
-	unsigned char *data[64];  /* their bytes */
-	size_t len[64];           /* their sizes */
+	size_t n;		 /* segments */
+	uint64_t bases[64];	 /* their bases */
+	unsigned char *data[64]; /* their bytes */
+	size_t len[64];		 /* their sizes */
 };
 
 static void take_snap(struct snap *s)
@@ -741,10 +744,10 @@ START_TEST(test_recovery_idempotent)
 	nseg = h_seg_list(work(), "t", 0, bases, 64);
 	for (size_t i = 0; i < sizeof junk; i++)
 		junk[i] = (unsigned char)h_rand(&seed);
-	ck_assert_int_eq(fx_append_bytes(h_seg_path(work(), "t", 0,
-						    bases[nseg - 1]),
-					 junk, sizeof junk),
-			 0);
+	ck_assert_int_eq(
+		fx_append_bytes(h_seg_path(work(), "t", 0, bases[nseg - 1]),
+				junk, sizeof junk),
+		0);
 
 	for (int round = 0; round < 3; round++) {
 		db = h_open(work());
@@ -918,7 +921,8 @@ START_TEST(test_rescan_after_retention_rewrites_time_entries)
 	nseg = h_seg_list(work(), "t", 0, bases, 64);
 	ck_assert_uint_ge(nseg, 2);
 	ck_assert_uint_gt(bases[0], 0); /* retention deleted the first ones */
-	ck_assert_int_eq(unlink(h_seg_path(work(), "t", 0, bases[nseg - 1])), 0);
+	ck_assert_int_eq(unlink(h_seg_path(work(), "t", 0, bases[nseg - 1])),
+			 0);
 
 	mqlog *db = h_open(work());
 	mqlog_topic *t = h_topic(db, "t");
@@ -928,8 +932,8 @@ START_TEST(test_rescan_after_retention_rewrites_time_entries)
 	ck_assert_msg(rc == 0, "verify: %s", p.first);
 	ck_assert_int_eq(mqlog_reader_open(t, 0, &r), 0);
 	for (uint64_t o = h_info(t, 0).start_offset; o < bases[nseg - 1]; o++) {
-		ck_assert_int_eq(mqlog_reader_seek_time(r, 1000000 + (int64_t)o),
-				 0);
+		ck_assert_int_eq(
+			mqlog_reader_seek_time(r, 1000000 + (int64_t)o), 0);
 		ck_assert_uint_eq(mqlog_reader_position(r), o);
 	}
 	mqlog_reader_close(r);

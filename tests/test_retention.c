@@ -139,8 +139,8 @@ START_TEST(test_count_reject)
 	/* With reject, a full partition answers MQLOG_EFULL and writes
 	 * nothing; releasing records makes room again. */
 	mqlog *db = open_db();
-	mqlog_topic *t = make_topic(db, 10, MQLOG_UNLIMITED, MQLOG_FULL_REJECT,
-				    1 << 20);
+	mqlog_topic *t =
+		make_topic(db, 10, MQLOG_UNLIMITED, MQLOG_FULL_REJECT, 1 << 20);
 	uint64_t size0, size1;
 	const char *seg = fx_path("%s/topics/%s/0/%020d.seg", fx_dir, TOPIC, 0);
 
@@ -180,7 +180,7 @@ END_TEST
 
 struct releaser {
 	mqlog_topic *t; /* topic */
-	unsigned ms;    /* delay before releasing */
+	unsigned ms;	/* delay before releasing */
 };
 
 static void *release_later(void *arg)
@@ -196,8 +196,8 @@ START_TEST(test_block_unblocks_on_release)
 	/* With block, a producer on a full partition waits until a consumer
 	 * releases records, then appends. */
 	mqlog *db = open_db();
-	mqlog_topic *t = make_topic(db, 5, MQLOG_UNLIMITED, MQLOG_FULL_BLOCK,
-				    1 << 20);
+	mqlog_topic *t =
+		make_topic(db, 5, MQLOG_UNLIMITED, MQLOG_FULL_BLOCK, 1 << 20);
 	struct releaser rel = { t, 150 };
 	pthread_t th;
 
@@ -248,8 +248,8 @@ START_TEST(test_block_across_processes)
 	/* A producer blocked in one process is woken by a release made in
 	 * another process. */
 	mqlog *db = open_db();
-	mqlog_topic *t = make_topic(db, 5, MQLOG_UNLIMITED, MQLOG_FULL_BLOCK,
-				    1 << 20);
+	mqlog_topic *t =
+		make_topic(db, 5, MQLOG_UNLIMITED, MQLOG_FULL_BLOCK, 1 << 20);
 	ck_assert_int_eq(append_n(t, 0, 5), 0);
 	mqlog_topic_close(t);
 	mqlog_close(db);
@@ -325,9 +325,8 @@ START_TEST(test_age_retention)
 		/* The first 400 are two hours old. */
 		mqlog_msg m = { .value = { v, strlen(v) },
 				.timestamp = i < 400 ? now - 7200000 : now };
-		ck_assert_int_eq(mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT,
-					      NULL),
-				 0);
+		ck_assert_int_eq(
+			mqlog_append(t, 0, &m, 1, MQLOG_SYNC_DEFAULT, NULL), 0);
 	}
 	uint64_t first, n = read_all(t, &first);
 	ck_assert_uint_eq(first + n, 600);
@@ -434,8 +433,8 @@ START_TEST(test_reader_on_deleted_segment)
 END_TEST
 
 struct wm {
-	int calls;      /* callbacks */
-	double usage;   /* last usage */
+	int calls;    /* callbacks */
+	double usage; /* last usage */
 };
 
 static void on_wm(void *arg, const char *topic, uint32_t partition,

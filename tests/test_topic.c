@@ -194,9 +194,9 @@ END_TEST
 START_TEST(test_invalid_names)
 {
 	char long250[251], long249[250];
-	const char *bad[] = { "",        ".",       "..",   "a/b",  "\x01x",
-			      "a b",     long250,   "../x", "a\\b", "x\xc3\xa9",
-			      "tab\tx",  "new\nl",  "/abs", "a:b",  "*" };
+	const char *bad[] = { "",	".",	  "..",	  "a/b",  "\x01x",
+			      "a b",	long250,  "../x", "a\\b", "x\xc3\xa9",
+			      "tab\tx", "new\nl", "/abs", "a:b",  "*" };
 	const char *good[] = { "-ok_.Name", long249, "...", "a", "_", "0" };
 	mqlog *db = h_open(dbdir());
 	int before_db = h_dir_entries(dbdir());
@@ -210,7 +210,8 @@ START_TEST(test_invalid_names)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int rc;
 		ck_assert_msg(mqlog_topic_name_valid(bad[i]) == 0,
-			      "name #%zu accepted by mqlog_topic_name_valid", i);
+			      "name #%zu accepted by mqlog_topic_name_valid",
+			      i);
 		rc = mqlog_topic_create(db, bad[i], NULL);
 		ck_assert_msg(rc == MQLOG_EINVAL,
 			      "create of bad name #%zu returned %d %s", i, rc,
@@ -271,7 +272,8 @@ START_TEST(test_invalid_configs)
 	cases[n].field = "partition";
 	cases[n++].c = h_cfg(0, 1 << 20, MQLOG_SYNC_NONE);
 	cases[n].field = "partition";
-	cases[n++].c = h_cfg(MQLOG_MAX_PARTITIONS + 1, 1 << 20, MQLOG_SYNC_NONE);
+	cases[n++].c =
+		h_cfg(MQLOG_MAX_PARTITIONS + 1, 1 << 20, MQLOG_SYNC_NONE);
 	cases[n].field = "segment";
 	cases[n++].c = h_cfg(1, 4095, MQLOG_SYNC_NONE);
 	cases[n].field = "segment";
@@ -284,8 +286,8 @@ START_TEST(test_invalid_configs)
 
 	for (size_t i = 0; i < n; i++) {
 		int rc = mqlog_topic_create(db, "t", &cases[i].c);
-		ck_assert_msg(rc == MQLOG_EINVAL, "config #%zu: rc %d %s", i, rc,
-			      mqlog_errname(rc));
+		ck_assert_msg(rc == MQLOG_EINVAL, "config #%zu: rc %d %s", i,
+			      rc, mqlog_errname(rc));
 		H_ASSERT_MSG(db);
 		ck_assert_msg(h_contains(mqlog_errmsg(db), cases[i].field),
 			      "config #%zu: message does not name '%s': %s", i,
@@ -328,7 +330,8 @@ START_TEST(test_eexist)
 	rc = mqlog_topic_create(db, "dupname", &c5);
 	ck_assert_int_eq(rc, MQLOG_EEXIST);
 	H_ASSERT_MSG(db);
-	ck_assert_msg(h_contains(mqlog_errmsg(db), "dupname"), "%s", mqlog_errmsg(db));
+	ck_assert_msg(h_contains(mqlog_errmsg(db), "dupname"), "%s",
+		      mqlog_errmsg(db));
 	rc = mqlog_topic_create(db, "dupname", NULL);
 	ck_assert_int_eq(rc, MQLOG_EEXIST);
 

@@ -13,17 +13,17 @@ static const char *dbdir(void)
 
 /* What a scan saw. */
 struct seen {
-	uint64_t batches;       /* on_batch calls */
-	uint64_t records;       /* on_record calls */
-	uint64_t next_offset;   /* expected next record offset */
-	uint64_t next_pos;      /* expected next batch position in its file */
-	char file[4096];        /* file of the last batch */
-	int files;              /* distinct files seen, in order */
-	int bad;                /* inconsistencies seen */
-	uint64_t stop_after;    /* return 42 from this on_batch call (0: never) */
-	uint64_t rec_in_batch;  /* records seen in the current batch */
-	uint32_t cur_count;     /* record_count of the current batch */
-	int64_t cur_max_ts;     /* max timestamp seen in the current batch */
+	uint64_t batches;     /* on_batch calls */
+	uint64_t records;     /* on_record calls */
+	uint64_t next_offset; /* expected next record offset */
+	uint64_t next_pos;    /* expected next batch position in its file */
+	char file[4096];      /* file of the last batch */
+	int files;	      /* distinct files seen, in order */
+	int bad;	      /* inconsistencies seen */
+	uint64_t stop_after;  /* return 42 from this on_batch call (0: never) */
+	uint64_t rec_in_batch; /* records seen in the current batch */
+	uint32_t cur_count;    /* record_count of the current batch */
+	int64_t cur_max_ts;    /* max timestamp seen in the current batch */
 };
 
 static int on_batch(void *arg, const mqlog_batch_info *b)
@@ -195,8 +195,8 @@ START_TEST(test_scan_file_garbage_and_empty)
 	ck_assert_uint_eq(s.batches, 0);
 
 	memset(&s, 0, sizeof s);
-	ck_assert_int_lt(mqlog_scan_file(fx_path("%s/none.seg", fx_dir), &ops, &s),
-			 0);
+	ck_assert_int_lt(
+		mqlog_scan_file(fx_path("%s/none.seg", fx_dir), &ops, &s), 0);
 	H_ASSERT_MSG(NULL);
 }
 END_TEST
@@ -309,18 +309,19 @@ START_TEST(test_verify_clean_stats)
 	ck_assert_uint_eq(st.problems, 0);
 
 	ck_assert_int_eq(mqlog_verify(db, NULL, NULL, NULL, NULL), 0);
-	ck_assert_int_eq(mqlog_verify(db, "nope", NULL, NULL, NULL), MQLOG_ENOENT);
+	ck_assert_int_eq(mqlog_verify(db, "nope", NULL, NULL, NULL),
+			 MQLOG_ENOENT);
 	mqlog_close(db);
 }
 END_TEST
 
 struct problem_log {
-	int count;            /* problems reported */
-	char topic[256];      /* first problem: topic */
-	uint32_t partition;   /* first problem: partition */
-	char file[4096];      /* first problem: file */
-	uint64_t position;    /* first problem: position */
-	char what[256];       /* first problem: description */
+	int count;	    /* problems reported */
+	char topic[256];    /* first problem: topic */
+	uint32_t partition; /* first problem: partition */
+	char file[4096];    /* first problem: file */
+	uint64_t position;  /* first problem: position */
+	char what[256];	    /* first problem: description */
 };
 
 static void log_problem(void *arg, const char *topic, uint32_t partition,
@@ -375,7 +376,8 @@ START_TEST(test_verify_corrupt_middle)
 	/* Partition 0 was still counted. */
 	ck_assert_uint_ge(st.records, records_of(120));
 	/* Problems may be NULL. */
-	ck_assert_int_eq(mqlog_verify(db, "t", NULL, NULL, NULL), MQLOG_ECORRUPT);
+	ck_assert_int_eq(mqlog_verify(db, "t", NULL, NULL, NULL),
+			 MQLOG_ECORRUPT);
 	mqlog_close(db);
 	ck_assert_uint_eq(h_size(seg), size);
 }

@@ -40,14 +40,14 @@
 #define PROGNAME "mqlog-tool"
 
 #define STR_(x) #x
-#define STR(x) STR_(x)
-#define TOOL_VERSION                                                           \
-	STR(MQLOG_VERSION_MAJOR)                                               \
+#define STR(x)	STR_(x)
+#define TOOL_VERSION             \
+	STR(MQLOG_VERSION_MAJOR) \
 	"." STR(MQLOG_VERSION_MINOR) "." STR(MQLOG_VERSION_PATCH)
 
 enum {
 	EXIT_RUNTIME = 1, /* runtime error */
-	EXIT_USAGE = 2,   /* bad command line */
+	EXIT_USAGE = 2,	  /* bad command line */
 	EXIT_CORRUPT = 3, /* corruption found */
 };
 
@@ -63,7 +63,7 @@ typedef int (*command_fn)(const struct command *cmd, int argc, char **argv);
 /* One subcommand: its name, its entry point and its help. */
 struct command {
 	const char *name;     /* as typed on the command line */
-	command_fn run;       /* gets argv with argv[0] == name */
+	command_fn run;	      /* gets argv with argv[0] == name */
 	const char *synopsis; /* usage lines, each starting with PROGNAME */
 	const char *brief;    /* one line for the command list */
 	const char *summary;  /* what it does, for --help */
@@ -195,14 +195,14 @@ static int stdout_error(void)
  */
 struct args {
 	char *pos[MAX_POSITIONALS]; /* positionals, in order */
-	int npos;                   /* number of positionals */
-	int started;                /* getopt has been reset for this parse */
+	int npos;		    /* number of positionals */
+	int started;		    /* getopt has been reset for this parse */
 };
 
 enum {
-	OPT_END = -1,   /* no more options */
+	OPT_END = -1,	/* no more options */
 	OPT_ERROR = -2, /* usage error, already reported */
-	OPT_HELP = -3,  /* --help was printed */
+	OPT_HELP = -3,	/* --help was printed */
 };
 
 /* Long option ids: above any character so they cannot clash with one. */
@@ -326,11 +326,28 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, int suffix,
 	}
 	if (suffix && *end != '\0' && end[1] == '\0') {
 		switch (*end) {
-		case 'k': case 'K': mult = UINT64_C(1) << 10; end++; break;
-		case 'm': case 'M': mult = UINT64_C(1) << 20; end++; break;
-		case 'g': case 'G': mult = UINT64_C(1) << 30; end++; break;
-		case 't': case 'T': mult = UINT64_C(1) << 40; end++; break;
-		default: break;
+		case 'k':
+		case 'K':
+			mult = UINT64_C(1) << 10;
+			end++;
+			break;
+		case 'm':
+		case 'M':
+			mult = UINT64_C(1) << 20;
+			end++;
+			break;
+		case 'g':
+		case 'G':
+			mult = UINT64_C(1) << 30;
+			end++;
+			break;
+		case 't':
+		case 'T':
+			mult = UINT64_C(1) << 40;
+			end++;
+			break;
+		default:
+			break;
 		}
 	}
 	if (*end != '\0') {
@@ -403,8 +420,8 @@ static int opt_limit(const struct command *cmd, const char *opt, const char *s,
 	return rc;
 }
 
-static const char *const sync_names[] = {"none", "interval", "always"};
-static const char *const full_names[] = {"drop-oldest", "reject", "block"};
+static const char *const sync_names[] = { "none", "interval", "always" };
+static const char *const full_names[] = { "drop-oldest", "reject", "block" };
 
 /* Index of @s in @names, or -1. */
 static int lookup_name(const char *const *names, size_t n, const char *s)
@@ -444,7 +461,12 @@ static int opt_sync(const struct command *cmd, const char *s, int *out)
 
 /* Where a reader starts: --from of consume, --to of reset-offsets. */
 struct from_spec {
-	enum { FROM_EARLIEST, FROM_LATEST, FROM_OFFSET, FROM_TIME } kind;
+	enum {
+		FROM_EARLIEST,
+		FROM_LATEST,
+		FROM_OFFSET,
+		FROM_TIME
+	} kind;
 	uint64_t offset;   /* FROM_OFFSET */
 	int64_t timestamp; /* FROM_TIME: ms since the epoch */
 };
@@ -497,8 +519,8 @@ static int check_group_topic(const struct command *cmd, const struct args *a)
 {
 	if (a->npos != 3)
 		return usage_error(cmd, a->npos < 3 ? "missing DIR, GROUP or "
-						      "TOPIC"
-						    : "too many arguments");
+						      "TOPIC" :
+						      "too many arguments");
 	if (!mqlog_group_name_valid(a->pos[1]))
 		return usage_error(cmd,
 				   "'%s' is not a valid group name (1 to %d "
@@ -581,14 +603,29 @@ static void json_string(FILE *f, const void *data, size_t len)
 		}
 		fwrite(s + run, 1, i - run, f);
 		switch (c) {
-		case '"': esc = "\\\""; break;
-		case '\\': esc = "\\\\"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		case '\b': esc = "\\b"; break;
-		case '\f': esc = "\\f"; break;
-		default: break;
+		case '"':
+			esc = "\\\"";
+			break;
+		case '\\':
+			esc = "\\\\";
+			break;
+		case '\n':
+			esc = "\\n";
+			break;
+		case '\r':
+			esc = "\\r";
+			break;
+		case '\t':
+			esc = "\\t";
+			break;
+		case '\b':
+			esc = "\\b";
+			break;
+		case '\f':
+			esc = "\\f";
+			break;
+		default:
+			break;
 		}
 		if (esc != NULL)
 			fputs(esc, f);
@@ -636,11 +673,21 @@ static void c_escape(FILE *f, mqlog_bytes b)
 		unsigned char c = s[i];
 
 		switch (c) {
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '\t': fputs("\\t", f); break;
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
 		default:
 			if (c >= 0x20 && c < 0x7f)
 				fputc(c, f);
@@ -754,26 +801,28 @@ static int check_partition(mqlog_topic *t, uint32_t p)
 static int cmd_create(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"partitions", required_argument, NULL, O_PARTITIONS},
-		{"segment-bytes", required_argument, NULL, O_SEGMENT_BYTES},
-		{"sync", required_argument, NULL, O_SYNC},
-		{"sync-interval-ms", required_argument, NULL, O_SYNC_INTERVAL},
-		{"retention-ms", required_argument, NULL, O_RETENTION_MS},
-		{"retention-bytes", required_argument, NULL, O_RETENTION_BYTES},
-		{"max-messages", required_argument, NULL, O_MAX_MESSAGES},
-		{"full-policy", required_argument, NULL, O_FULL_POLICY},
-		{"max-record-bytes", required_argument, NULL,
-		 O_MAX_RECORD_BYTES},
-		{"index-interval-bytes", required_argument, NULL,
-		 O_INDEX_INTERVAL},
-		{"if-not-exists", no_argument, NULL, O_IF_NOT_EXISTS},
-		{"interest", no_argument, NULL, O_INTEREST},
-		{"max-attempts", required_argument, NULL, O_MAX_ATTEMPTS},
-		{"retry-delay-ms", required_argument, NULL, O_RETRY_DELAY},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "partitions", required_argument, NULL, O_PARTITIONS },
+		{ "segment-bytes", required_argument, NULL, O_SEGMENT_BYTES },
+		{ "sync", required_argument, NULL, O_SYNC },
+		{ "sync-interval-ms", required_argument, NULL,
+		  O_SYNC_INTERVAL },
+		{ "retention-ms", required_argument, NULL, O_RETENTION_MS },
+		{ "retention-bytes", required_argument, NULL,
+		  O_RETENTION_BYTES },
+		{ "max-messages", required_argument, NULL, O_MAX_MESSAGES },
+		{ "full-policy", required_argument, NULL, O_FULL_POLICY },
+		{ "max-record-bytes", required_argument, NULL,
+		  O_MAX_RECORD_BYTES },
+		{ "index-interval-bytes", required_argument, NULL,
+		  O_INDEX_INTERVAL },
+		{ "if-not-exists", no_argument, NULL, O_IF_NOT_EXISTS },
+		{ "interest", no_argument, NULL, O_INTEREST },
+		{ "max-attempts", required_argument, NULL, O_MAX_ATTEMPTS },
+		{ "retry-delay-ms", required_argument, NULL, O_RETRY_DELAY },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct args a = {0};
+	struct args a = { 0 };
 	mqlog_topic_config cfg;
 	int if_not_exists = 0;
 	mqlog *db = NULL;
@@ -852,8 +901,8 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 			return rc;
 	}
 	if (a.npos != 2)
-		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
-						   : "too many arguments");
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC" :
+						     "too many arguments");
 	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
 		return rc;
 
@@ -892,11 +941,11 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 static int cmd_topics(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct args a = {0};
+	struct args a = { 0 };
 	char **names = NULL;
 	size_t count = 0;
 	mqlog *db = NULL;
@@ -917,8 +966,8 @@ static int cmd_topics(const struct command *cmd, int argc, char **argv)
 		}
 	}
 	if (a.npos != 1)
-		return usage_error(cmd, a.npos < 1 ? "missing DIR"
-						   : "too many arguments");
+		return usage_error(cmd, a.npos < 1 ? "missing DIR" :
+						     "too many arguments");
 
 	if (open_db(a.pos[0], MQLOG_OPEN_RDONLY, &db) != 0)
 		return EXIT_RUNTIME;
@@ -1006,10 +1055,12 @@ static void describe_text(mqlog_topic *t, const mqlog_topic_config *cfg,
 			  const mqlog_interest_info *ii, uint32_t n)
 {
 	static const char *const head[] = {
-		"PARTITION", "START", "END", "RECORDS", "SEGMENTS", "BYTES",
-		"DURABLE",
+		"PARTITION", "START", "END",	 "RECORDS",
+		"SEGMENTS",  "BYTES", "DURABLE",
 	};
-	enum { NCOL = 7 };
+	enum {
+		NCOL = 7
+	};
 	int w[NCOL];
 	uint64_t tot_records = 0, tot_segments = 0, tot_bytes = 0;
 
@@ -1030,8 +1081,7 @@ static void describe_text(mqlog_topic *t, const mqlog_topic_config *cfg,
 	printf("%-22s %" PRIu32 "\n", "index-interval-bytes",
 	       cfg->index_interval_bytes);
 	printf("%-22s %s\n", "interest",
-	       cfg->interest ? "on (freed once every group committed)"
-			     : "off");
+	       cfg->interest ? "on (freed once every group committed)" : "off");
 
 	/* Right-aligned numeric columns: widest of header and values. */
 	for (int c = 0; c < NCOL; c++)
@@ -1070,12 +1120,12 @@ static void describe_text(mqlog_topic *t, const mqlog_topic_config *cfg,
 		printf("%*" PRIu32 "  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64
 		       "  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %s  %s\n",
 		       w[0], p, w[1], i->start_offset, w[2], i->end_offset,
-		       w[3], i->end_offset - i->start_offset, w[4],
-		       i->segments, w[5], i->bytes, w[6], i->durable_offset,
-		       usage, i->failed ? "yes" : "no");
+		       w[3], i->end_offset - i->start_offset, w[4], i->segments,
+		       w[5], i->bytes, w[6], i->durable_offset, usage,
+		       i->failed ? "yes" : "no");
 	}
-	printf("\ntotal: %" PRIu64 " record%s in %" PRIu64 " segment%s, %" PRIu64
-	       " bytes\n",
+	printf("\ntotal: %" PRIu64 " record%s in %" PRIu64
+	       " segment%s, %" PRIu64 " bytes\n",
 	       tot_records, tot_records == 1 ? "" : "s", tot_segments,
 	       tot_segments == 1 ? "" : "s", tot_bytes);
 	if (!cfg->interest)
@@ -1086,8 +1136,8 @@ static void describe_text(mqlog_topic *t, const mqlog_topic_config *cfg,
 	for (uint32_t p = 0; p < n; p++)
 		printf("%9" PRIu32 "  %12" PRIu64 "  %6zu  %s\n", p,
 		       ii[p].floor, ii[p].groups,
-		       ii[p].groups ? ii[p].group
-				    : "(no group: nothing is freed)");
+		       ii[p].groups ? ii[p].group :
+				      "(no group: nothing is freed)");
 }
 
 /* Records in topic @name (0 when it does not exist); -1 on an error. */
@@ -1131,19 +1181,18 @@ static void describe_retries(mqlog *db, const char *topic,
 	}
 	printf("\n%-22s %" PRIu32 "\n", "max-attempts", cfg->max_attempts);
 	printf("%-22s %" PRIu32 "\n", "retry-delay-ms", cfg->retry_delay_ms);
-	printf("%-22s %" PRId64 " (%s.retry)\n", "retry-records", retry,
-	       topic);
+	printf("%-22s %" PRId64 " (%s.retry)\n", "retry-records", retry, topic);
 	printf("%-22s %" PRId64 " (%s.dlq)\n", "dead-letters", dead, topic);
 }
 
 static int cmd_describe(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct args a = {0};
+	struct args a = { 0 };
 	mqlog_partition_info *info = NULL;
 	mqlog_interest_info *ii = NULL;
 	mqlog_topic_config cfg;
@@ -1167,8 +1216,8 @@ static int cmd_describe(const struct command *cmd, int argc, char **argv)
 		}
 	}
 	if (a.npos != 2)
-		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
-						   : "too many arguments");
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC" :
+						     "too many arguments");
 	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
 		return rc;
 
@@ -1224,14 +1273,14 @@ out:
  * length: the buffer grows to hold the longest one.
  */
 struct line_reader {
-	int fd;          /* descriptor read from */
-	char *buf;       /* unread input is buf[start, end) */
-	size_t cap;      /* bytes allocated at buf */
-	size_t start;    /* first byte not yet handed out */
-	size_t end;      /* one past the last byte read */
-	size_t scanned;  /* buf[start, start + scanned) holds no newline */
-	int eof;         /* read(2) returned 0 */
-	uint64_t line;   /* number of lines handed out so far */
+	int fd;		/* descriptor read from */
+	char *buf;	/* unread input is buf[start, end) */
+	size_t cap;	/* bytes allocated at buf */
+	size_t start;	/* first byte not yet handed out */
+	size_t end;	/* one past the last byte read */
+	size_t scanned; /* buf[start, start + scanned) holds no newline */
+	int eof;	/* read(2) returned 0 */
+	uint64_t line;	/* number of lines handed out so far */
 };
 
 #define LINE_READ_CHUNK (64u << 10)
@@ -1301,7 +1350,7 @@ static int lr_next(struct line_reader *lr, const char **line, size_t *len)
 static int lr_ready(struct line_reader *lr)
 {
 	size_t avail = lr->end - lr->start;
-	struct pollfd pfd = {.fd = lr->fd, .events = POLLIN};
+	struct pollfd pfd = { .fd = lr->fd, .events = POLLIN };
 
 	if (lr->eof)
 		return 1;
@@ -1333,7 +1382,7 @@ static int lr_ready(struct line_reader *lr)
  * batch of another partition appended before the failure was known, but
  * it is not acknowledged: only lines before the failed one are printed.
  */
-#define PENDING_MAX (64u << 10)       /* lines between checkpoints */
+#define PENDING_MAX	  (64u << 10) /* lines between checkpoints */
 #define PENDING_MAX_BYTES (64u << 20) /* key + value bytes between them */
 
 /*
@@ -1347,7 +1396,8 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 	void *np;
 
 	if (need == 0)
-		need = 1; /* so that a first call allocates: NULL means failure */
+		need = 1; /* so that a first call allocates: NULL means failure
+			   */
 	if (need <= *cap && p != NULL)
 		return p;
 	while (ncap < need) {
@@ -1365,20 +1415,20 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 struct line_outcome {
 	uint64_t offset;    /* its offset, when rc == 0 */
 	uint32_t partition; /* its partition */
-	int rc;             /* 0 or why it is not in the log */
-	int done;           /* the callback came */
+	int rc;		    /* 0 or why it is not in the log */
+	int done;	    /* the callback came */
 };
 
 struct produce_state {
 	struct line_outcome *out; /* PENDING_MAX slots: line first_line + i */
-	size_t n;                 /* lines pending in this round */
-	size_t bytes;             /* their key and value bytes */
-	uint64_t first_line;      /* input line number of slot 0 */
-	int print_offsets;        /* --print-offsets */
+	size_t n;		  /* lines pending in this round */
+	size_t bytes;		  /* their key and value bytes */
+	uint64_t first_line;	  /* input line number of slot 0 */
+	int print_offsets;	  /* --print-offsets */
 	/* The first failed line of the round (lowest slot), from callbacks. */
-	size_t fail_slot;         /* its slot, SIZE_MAX when none */
-	char fail_msg[1024];      /* its message */
-	int out_errno;            /* errno of a failed write of offsets */
+	size_t fail_slot;    /* its slot, SIZE_MAX when none */
+	char fail_msg[1024]; /* its message */
+	int out_errno;	     /* errno of a failed write of offsets */
 };
 
 /*
@@ -1450,9 +1500,14 @@ static int parse_key_sep(const char *s, char *out)
 	}
 	if (s[0] == '\\' && s[1] != '\0' && s[2] == '\0') {
 		switch (s[1]) {
-		case 't': *out = '\t'; return 0;
-		case '\\': *out = '\\'; return 0;
-		default: break;
+		case 't':
+			*out = '\t';
+			return 0;
+		case '\\':
+			*out = '\\';
+			return 0;
+		default:
+			break;
 		}
 	}
 	return -1;
@@ -1461,15 +1516,15 @@ static int parse_key_sep(const char *s, char *out)
 static int cmd_produce(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"key-sep", required_argument, NULL, O_KEY_SEP},
-		{"partition", required_argument, NULL, O_PARTITION},
-		{"sync", required_argument, NULL, O_SYNC},
-		{"print-offsets", no_argument, NULL, O_PRINT_OFFSETS},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "key-sep", required_argument, NULL, O_KEY_SEP },
+		{ "partition", required_argument, NULL, O_PARTITION },
+		{ "sync", required_argument, NULL, O_SYNC },
+		{ "print-offsets", no_argument, NULL, O_PRINT_OFFSETS },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct args a = {0};
-	struct line_reader lr = {.fd = STDIN_FILENO};
+	struct args a = { 0 };
+	struct line_reader lr = { .fd = STDIN_FILENO };
 	struct produce_state ps;
 	mqlog_producer_options po;
 	mqlog_producer *prod = NULL;
@@ -1518,8 +1573,8 @@ static int cmd_produce(const struct command *cmd, int argc, char **argv)
 			return rc;
 	}
 	if (a.npos != 2)
-		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
-						   : "too many arguments");
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC" :
+						     "too many arguments");
 	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
 		return rc;
 
@@ -1589,8 +1644,8 @@ static int cmd_produce(const struct command *cmd, int argc, char **argv)
 		}
 		ps.out[ps.n].done = 0;
 		rc = mqlog_produce_async(prod, &m,
-					 has_partition ? partition
-						       : MQLOG_PARTITION_AUTO,
+					 has_partition ? partition :
+							 MQLOG_PARTITION_AUTO,
 					 (void *)(uintptr_t)ps.n);
 		if (rc != 0) {
 			/*
@@ -1648,7 +1703,11 @@ out:
 /* consume                                                                  */
 /* ======================================================================== */
 
-enum format { FORMAT_VALUE, FORMAT_KV, FORMAT_JSON };
+enum format {
+	FORMAT_VALUE,
+	FORMAT_KV,
+	FORMAT_JSON
+};
 
 /* Records read from one partition before moving to the next. */
 #define CONSUME_CHUNK 256
@@ -1698,7 +1757,7 @@ static void print_record(enum format fmt, const char *topic, uint32_t p,
  */
 static int output_closed(void)
 {
-	struct pollfd pfd = {.fd = STDOUT_FILENO, .events = 0};
+	struct pollfd pfd = { .fd = STDOUT_FILENO, .events = 0 };
 
 	if (poll(&pfd, 1, 0) != 1)
 		return 0;
@@ -1760,9 +1819,10 @@ static int position_reader(mqlog *db, mqlog_topic *t, mqlog_reader *r,
 
 /* What the rebalance callback of consume --group needs. */
 struct group_run {
-	const struct from_spec *from; /* --from, for partitions never committed */
-	const char *topic;            /* for messages */
-	int no_commit;                /* output failed: commit nothing more */
+	const struct from_spec *from; /* --from, for partitions never committed
+				       */
+	const char *topic;	      /* for messages */
+	int no_commit;		      /* output failed: commit nothing more */
 };
 
 /*
@@ -1823,10 +1883,10 @@ static int is_nack_value(const mqlog_record *rec)
 
 static int consume_group(const char *dir, const char *topic, const char *group,
 			 const struct from_spec *from, enum format fmt,
-			 int has_max, uint64_t max, int has_idle,
-			 uint64_t idle, uint32_t heartbeat_ms)
+			 int has_max, uint64_t max, int has_idle, uint64_t idle,
+			 uint32_t heartbeat_ms)
 {
-	struct group_run g = {.from = from, .topic = topic};
+	struct group_run g = { .from = from, .topic = topic };
 	struct sigaction sa, old_int, old_term;
 	mqlog_consumer_options opts;
 	mqlog_consumer *c = NULL;
@@ -1851,8 +1911,8 @@ static int consume_group(const char *dir, const char *topic, const char *group,
 	opts.commit_mode = MQLOG_COMMIT_MANUAL;
 	opts.heartbeat_ms = heartbeat_ms;
 	opts.lease_ms = heartbeat_ms * 10 > 2000 ? heartbeat_ms * 10 : 2000;
-	opts.reset_offset = from->kind == FROM_LATEST ? MQLOG_OFFSET_LATEST
-						      : MQLOG_OFFSET_EARLIEST;
+	opts.reset_offset = from->kind == FROM_LATEST ? MQLOG_OFFSET_LATEST :
+							MQLOG_OFFSET_EARLIEST;
 	opts.on_rebalance = on_group_rebalance;
 	opts.rebalance_arg = &g;
 	rc = mqlog_consumer_open(t, &opts, &c);
@@ -1919,7 +1979,8 @@ static int consume_group(const char *dir, const char *topic, const char *group,
 		last_record = now_mono_ms();
 		/* Commit once the records are out: when caught up, and
 		 * every GROUP_COMMIT_MS while busy. */
-		if (got < want || last_record - last_commit >= GROUP_COMMIT_MS) {
+		if (got < want ||
+		    last_record - last_commit >= GROUP_COMMIT_MS) {
 			if (fflush(stdout) != 0 || ferror(stdout))
 				goto output_error;
 			rc = mqlog_consumer_commit(c);
@@ -1973,20 +2034,20 @@ struct cpart {
 static int cmd_consume(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"group", required_argument, NULL, O_GROUP},
-		{"partition", required_argument, NULL, O_PARTITION},
-		{"from", required_argument, NULL, O_FROM},
-		{"max", required_argument, NULL, O_MAX},
-		{"idle-exit", required_argument, NULL, O_IDLE_EXIT},
-		{"format", required_argument, NULL, O_FORMAT},
-		{"heartbeat-ms", required_argument, NULL, O_HEARTBEAT_MS},
-		{"nack-value", required_argument, NULL, O_NACK_VALUE},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "group", required_argument, NULL, O_GROUP },
+		{ "partition", required_argument, NULL, O_PARTITION },
+		{ "from", required_argument, NULL, O_FROM },
+		{ "max", required_argument, NULL, O_MAX },
+		{ "idle-exit", required_argument, NULL, O_IDLE_EXIT },
+		{ "format", required_argument, NULL, O_FORMAT },
+		{ "heartbeat-ms", required_argument, NULL, O_HEARTBEAT_MS },
+		{ "nack-value", required_argument, NULL, O_NACK_VALUE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const format_names[] = {"value", "kv", "json"};
-	struct args a = {0};
-	struct from_spec from = {.kind = FROM_EARLIEST};
+	static const char *const format_names[] = { "value", "kv", "json" };
+	struct args a = { 0 };
+	struct from_spec from = { .kind = FROM_EARLIEST };
 	struct sigaction sa, old_int, old_term;
 	uint32_t heartbeat_ms = 1000;
 	int has_heartbeat = 0;
@@ -2012,8 +2073,8 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 			return EXIT_USAGE;
 		case O_GROUP:
 			if (optarg[0] == '\0')
-				return usage_error(cmd,
-						   "--group: the name is empty");
+				return usage_error(
+					cmd, "--group: the name is empty");
 			group = optarg;
 			break;
 		case O_PARTITION:
@@ -2060,17 +2121,18 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 			return rc;
 	}
 	if (a.npos != 2)
-		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
-						   : "too many arguments");
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC" :
+						     "too many arguments");
 	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
 		return rc;
 	if (group != NULL) {
 		if (!mqlog_group_name_valid(group))
-			return usage_error(cmd,
-					   "--group: '%s' is not a valid group "
-					   "name (1 to %d characters of A-Z a-z "
-					   "0-9 . _ -, not '.' or '..')",
-					   group, MQLOG_TOPIC_NAME_MAX);
+			return usage_error(
+				cmd,
+				"--group: '%s' is not a valid group "
+				"name (1 to %d characters of A-Z a-z "
+				"0-9 . _ -, not '.' or '..')",
+				group, MQLOG_TOPIC_NAME_MAX);
 		if (has_partition)
 			return usage_error(cmd, "--partition and --group "
 						"exclude each other: the group "
@@ -2103,8 +2165,8 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 		parts[i].partition = p;
 		rc = mqlog_reader_open(t, p, &parts[i].r);
 		if (rc != 0) {
-			report(db, rc, "%s/%" PRIu32 ": open reader",
-			       a.pos[1], p);
+			report(db, rc, "%s/%" PRIu32 ": open reader", a.pos[1],
+			       p);
 			ret = exit_for(rc);
 			goto out;
 		}
@@ -2143,8 +2205,10 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 				break;
 			rc = mqlog_reader_read(parts[i].r, recs, want, &got);
 			if (rc == MQLOG_ERANGE) {
-				/* Retention overtook us: skip to what is left. */
-				warn("%s/%" PRIu32 ": records at offset %" PRIu64
+				/* Retention overtook us: skip to what is left.
+				 */
+				warn("%s/%" PRIu32
+				     ": records at offset %" PRIu64
 				     " were removed by retention; skipping "
 				     "ahead",
 				     a.pos[1], parts[i].partition,
@@ -2157,8 +2221,8 @@ static int cmd_consume(const struct command *cmd, int argc, char **argv)
 				}
 			}
 			if (rc < 0) {
-				report(db, rc, "%s/%" PRIu32 ": read",
-				       a.pos[1], parts[i].partition);
+				report(db, rc, "%s/%" PRIu32 ": read", a.pos[1],
+				       parts[i].partition);
 				ret = exit_for(rc);
 				goto restore;
 			}
@@ -2239,11 +2303,11 @@ out:
 /* ======================================================================== */
 
 struct dump_ctx {
-	int json;          /* --json */
-	int opened;        /* JSON: the document's opening is printed */
-	uint64_t batches;  /* batches printed */
-	uint64_t records;  /* records printed in the current batch */
-	char *last_file;   /* file of the previous batch (text mode) */
+	int json;	  /* --json */
+	int opened;	  /* JSON: the document's opening is printed */
+	uint64_t batches; /* batches printed */
+	uint64_t records; /* records printed in the current batch */
+	char *last_file;  /* file of the previous batch (text mode) */
 	mqlog_header hdr_stack[16]; /* headers of small records */
 };
 
@@ -2274,9 +2338,9 @@ static int dump_on_batch(void *arg, const mqlog_batch_info *b)
 		       ",\"header_checksum\":\"%016" PRIx64 "\""
 		       ",\"body_checksum\":\"%016" PRIx64 "\",\"records\":[",
 		       b->position, b->length, b->base_offset, b->record_count,
-		       b->first_timestamp, b->max_timestamp,
-		       (unsigned)b->flags, b->producer_id, b->base_sequence,
-		       b->header_checksum, b->body_checksum);
+		       b->first_timestamp, b->max_timestamp, (unsigned)b->flags,
+		       b->producer_id, b->base_sequence, b->header_checksum,
+		       b->body_checksum);
 	} else {
 		if (b->file != NULL &&
 		    (d->last_file == NULL || strcmp(d->last_file, b->file))) {
@@ -2370,15 +2434,15 @@ out:
 static int cmd_dump(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	static const mqlog_scan_ops ops = {
 		.on_batch = dump_on_batch,
 		.on_record = dump_on_record,
 	};
-	struct args a = {0};
+	struct args a = { 0 };
 	struct dump_ctx d;
 	mqlog_topic *t = NULL;
 	mqlog *db = NULL;
@@ -2472,18 +2536,18 @@ out:
 
 /* One problem found by mqlog_verify(), copied for the JSON output. */
 struct problem {
-	char *topic;        /* topic, or NULL */
+	char *topic;	    /* topic, or NULL */
 	uint32_t partition; /* partition */
-	char *file;         /* file, or NULL */
+	char *file;	    /* file, or NULL */
 	uint64_t position;  /* byte position in file */
-	char *what;         /* description */
+	char *what;	    /* description */
 };
 
 struct verify_ctx {
-	int json;             /* collect instead of printing */
+	int json;	      /* collect instead of printing */
 	struct problem *list; /* collected problems */
-	size_t n, cap;        /* entries at / allocated at list */
-	int oom;              /* a problem could not be recorded */
+	size_t n, cap;	      /* entries at / allocated at list */
+	int oom;	      /* a problem could not be recorded */
 };
 
 static char *dup_or_null(const char *s)
@@ -2526,11 +2590,11 @@ static void verify_problem(void *arg, const char *topic, uint32_t partition,
 static int cmd_verify(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct args a = {0};
+	struct args a = { 0 };
 	struct verify_ctx v;
 	mqlog_verify_stats st;
 	const char *topic = NULL;
@@ -2554,8 +2618,8 @@ static int cmd_verify(const struct command *cmd, int argc, char **argv)
 		}
 	}
 	if (a.npos < 1 || a.npos > 2)
-		return usage_error(cmd, a.npos < 1 ? "missing DIR"
-						   : "too many arguments");
+		return usage_error(cmd, a.npos < 1 ? "missing DIR" :
+						     "too many arguments");
 	if (a.npos == 2) {
 		topic = a.pos[1];
 		if ((rc = check_topic_name(cmd, topic)) != 0)
@@ -2593,10 +2657,11 @@ static int cmd_verify(const struct command *cmd, int argc, char **argv)
 	}
 	ok = rc == 0 && st.problems == 0;
 	if (v.json) {
-		printf("{\"ok\":%s,\"topics\":%" PRIu64 ",\"partitions\":%" PRIu64
-		       ",\"segments\":%" PRIu64 ",\"batches\":%" PRIu64
-		       ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
-		       ",\"index_entries\":%" PRIu64 ",\"problems\":[",
+		printf("{\"ok\":%s,\"topics\":%" PRIu64
+		       ",\"partitions\":%" PRIu64 ",\"segments\":%" PRIu64
+		       ",\"batches\":%" PRIu64 ",\"records\":%" PRIu64
+		       ",\"bytes\":%" PRIu64 ",\"index_entries\":%" PRIu64
+		       ",\"problems\":[",
 		       ok ? "true" : "false", st.topics, st.partitions,
 		       st.segments, st.batches, st.records, st.bytes,
 		       st.index_entries);
@@ -2619,8 +2684,8 @@ static int cmd_verify(const struct command *cmd, int argc, char **argv)
 			     "the list");
 	} else {
 		printf("%-14s %" PRIu64 "\n%-14s %" PRIu64 "\n%-14s %" PRIu64
-		       "\n%-14s %" PRIu64 "\n%-14s %" PRIu64
-		       "\n%-14s %" PRIu64 "\n%-14s %" PRIu64 "\n",
+		       "\n%-14s %" PRIu64 "\n%-14s %" PRIu64 "\n%-14s %" PRIu64
+		       "\n%-14s %" PRIu64 "\n",
 		       "topics", st.topics, "partitions", st.partitions,
 		       "segments", st.segments, "batches", st.batches,
 		       "records", st.records, "bytes", st.bytes,
@@ -2655,10 +2720,10 @@ out:
 static int cmd_recover(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct args a = {0};
+	struct args a = { 0 };
 	mqlog_recover_stats st;
 	const char *topic = NULL;
 	mqlog *db = NULL;
@@ -2676,8 +2741,8 @@ static int cmd_recover(const struct command *cmd, int argc, char **argv)
 		}
 	}
 	if (a.npos < 1 || a.npos > 2)
-		return usage_error(cmd, a.npos < 1 ? "missing DIR"
-						   : "too many arguments");
+		return usage_error(cmd, a.npos < 1 ? "missing DIR" :
+						     "too many arguments");
 	if (a.npos == 2) {
 		topic = a.pos[1];
 		if ((rc = check_topic_name(cmd, topic)) != 0)
@@ -2692,8 +2757,7 @@ static int cmd_recover(const struct command *cmd, int argc, char **argv)
 	rc = mqlog_recover(db, topic, &st);
 	if (rc == 0 || rc == MQLOG_ECORRUPT)
 		printf("recovered %" PRIu64 " partition%s: removed %" PRIu64
-		       " torn-tail byte%s, rewrote %" PRIu64
-		       " index entr%s\n",
+		       " torn-tail byte%s, rewrote %" PRIu64 " index entr%s\n",
 		       st.partitions, st.partitions == 1 ? "" : "s",
 		       st.truncated_bytes, st.truncated_bytes == 1 ? "" : "s",
 		       st.index_entries, st.index_entries == 1 ? "y" : "ies");
@@ -2721,8 +2785,8 @@ static int cmd_recover(const struct command *cmd, int argc, char **argv)
 /* groups, reset-offsets                                                    */
 /* ======================================================================== */
 
-static const char *const strategy_names[] = {"range", "round-robin",
-					     "sticky"};
+static const char *const strategy_names[] = { "range", "round-robin",
+					      "sticky" };
 
 static const char *strategy_name(int s)
 {
@@ -2758,8 +2822,7 @@ static void groups_json(const mqlog_group_info *gs, size_t n)
 		}
 		fputs("],\"partitions\":[", stdout);
 		for (size_t k = 0; k < g->partition_count; k++) {
-			const mqlog_group_partition_info *p =
-				&g->partitions[k];
+			const mqlog_group_partition_info *p = &g->partitions[k];
 
 			printf("%s{\"partition\":%" PRIu32 ",\"committed\":",
 			       k ? "," : "", p->partition);
@@ -2810,8 +2873,7 @@ static void groups_text(const mqlog_group_info *gs, size_t n)
 		printf("  %9s  %12s  %12s  %12s  %-16s\n", "PARTITION",
 		       "COMMITTED", "END", "LAG", "OWNER");
 		for (size_t k = 0; k < g->partition_count; k++) {
-			const mqlog_group_partition_info *p =
-				&g->partitions[k];
+			const mqlog_group_partition_info *p = &g->partitions[k];
 			char committed[24], owner[24];
 
 			if (p->has_committed)
@@ -2824,8 +2886,8 @@ static void groups_text(const mqlog_group_info *gs, size_t n)
 					 p->owner);
 			else
 				strcpy(owner, "-");
-			printf("  %9" PRIu32 "  %12s  %12" PRIu64
-			       "  %12" PRIu64 "  %-16s\n",
+			printf("  %9" PRIu32 "  %12s  %12" PRIu64 "  %12" PRIu64
+			       "  %-16s\n",
 			       p->partition, committed, p->end_offset, p->lag,
 			       owner);
 		}
@@ -2835,11 +2897,11 @@ static void groups_text(const mqlog_group_info *gs, size_t n)
 static int cmd_groups(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct args a = {0};
+	struct args a = { 0 };
 	mqlog_group_info *gs = NULL;
 	size_t n = 0;
 	mqlog *db = NULL;
@@ -2860,8 +2922,8 @@ static int cmd_groups(const struct command *cmd, int argc, char **argv)
 		}
 	}
 	if (a.npos != 1)
-		return usage_error(cmd, a.npos < 1 ? "missing DIR"
-						   : "too many arguments");
+		return usage_error(cmd, a.npos < 1 ? "missing DIR" :
+						     "too many arguments");
 	if (open_db(a.pos[0], 0, &db) != 0)
 		return EXIT_RUNTIME;
 	rc = mqlog_group_list(db, &gs, &n);
@@ -2883,12 +2945,12 @@ static int cmd_groups(const struct command *cmd, int argc, char **argv)
 static int cmd_reset_offsets(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"to", required_argument, NULL, O_TO},
-		{"force", no_argument, NULL, O_FORCE},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "to", required_argument, NULL, O_TO },
+		{ "force", no_argument, NULL, O_FORCE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct args a = {0};
+	struct args a = { 0 };
 	struct from_spec to;
 	mqlog_group_info *before = NULL, *after = NULL;
 	mqlog_topic *t = NULL;
@@ -2990,11 +3052,11 @@ out:
 static int cmd_delete_group(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"force", no_argument, NULL, O_FORCE},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "force", no_argument, NULL, O_FORCE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct args a = {0};
+	struct args a = { 0 };
 	mqlog *db = NULL;
 	unsigned flags = 0;
 	int c, rc, ret = EXIT_RUNTIME;
@@ -3039,7 +3101,7 @@ out:
 /* The value of header @name of @rec, or a null run. */
 static mqlog_bytes header_of(const mqlog_record *rec, const char *name)
 {
-	mqlog_bytes v = {NULL, 0};
+	mqlog_bytes v = { NULL, 0 };
 
 	if (mqlog_record_header(rec, name, strlen(name), &v) != 1)
 		v.data = NULL;
@@ -3071,13 +3133,13 @@ static void dlq_print(const mqlog_record *rec, int json, int *first)
 		const char *header; /* header it shows */
 		int number;	    /* 1: a number */
 	} f[] = {
-		{"origin_topic", "mqlog.origin.topic", 0},
-		{"origin_partition", "mqlog.origin.partition", 1},
-		{"origin_offset", "mqlog.origin.offset", 1},
-		{"origin_timestamp", "mqlog.origin.timestamp", 1},
-		{"group", "mqlog.group", 0},
-		{"attempts", "mqlog.attempt", 1},
-		{"reason", "mqlog.reason", 0},
+		{ "origin_topic", "mqlog.origin.topic", 0 },
+		{ "origin_partition", "mqlog.origin.partition", 1 },
+		{ "origin_offset", "mqlog.origin.offset", 1 },
+		{ "origin_timestamp", "mqlog.origin.timestamp", 1 },
+		{ "group", "mqlog.group", 0 },
+		{ "attempts", "mqlog.attempt", 1 },
+		{ "reason", "mqlog.reason", 0 },
 	};
 	char when[64];
 
@@ -3131,13 +3193,13 @@ static void dlq_print(const mqlog_record *rec, int json, int *first)
 static int cmd_dlq(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, O_JSON},
-		{"max", required_argument, NULL, O_MAX},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "json", no_argument, NULL, O_JSON },
+		{ "max", required_argument, NULL, O_MAX },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	char name[MQLOG_TOPIC_NAME_MAX + 16];
-	struct args a = {0};
+	struct args a = { 0 };
 	mqlog_topic *t = NULL, *d = NULL;
 	mqlog *db = NULL;
 	uint64_t max = 0, shown = 0;
@@ -3165,8 +3227,8 @@ static int cmd_dlq(const struct command *cmd, int argc, char **argv)
 			return rc;
 	}
 	if (a.npos != 2)
-		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
-						   : "too many arguments");
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC" :
+						     "too many arguments");
 	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
 		return rc;
 	if (open_db(a.pos[0], MQLOG_OPEN_RDONLY, &db) != 0)
@@ -3227,12 +3289,12 @@ out:
 static int cmd_dlq_replay(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"group", required_argument, NULL, O_GROUP},
-		{"max", required_argument, NULL, O_MAX},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "group", required_argument, NULL, O_GROUP },
+		{ "max", required_argument, NULL, O_MAX },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct args a = {0};
+	struct args a = { 0 };
 	const char *group = NULL;
 	uint64_t max = 0, done = 0;
 	mqlog *db = NULL;
@@ -3264,8 +3326,8 @@ static int cmd_dlq_replay(const struct command *cmd, int argc, char **argv)
 			return rc;
 	}
 	if (a.npos != 2)
-		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC"
-						   : "too many arguments");
+		return usage_error(cmd, a.npos < 2 ? "missing DIR or TOPIC" :
+						     "too many arguments");
 	if ((rc = check_topic_name(cmd, a.pos[1])) != 0)
 		return rc;
 	if (open_db(a.pos[0], 0, &db) != 0)
@@ -3296,8 +3358,10 @@ static int cmd_dlq_replay(const struct command *cmd, int argc, char **argv)
 
 static const struct command commands[] = {
 	{
-		"create", cmd_create,
-		PROGNAME " create DIR TOPIC [--partitions N] [--segment-bytes B]\n"
+		"create",
+		cmd_create,
+		PROGNAME
+		" create DIR TOPIC [--partitions N] [--segment-bytes B]\n"
 		"         [--sync none|interval|always] [--sync-interval-ms T]\n"
 		"         [--retention-ms T] [--retention-bytes B] "
 		"[--max-messages N]\n"
@@ -3349,7 +3413,8 @@ static const struct command commands[] = {
 		"Limits take 'unlimited' or -1 for no limit.\n",
 	},
 	{
-		"topics", cmd_topics,
+		"topics",
+		cmd_topics,
 		PROGNAME " topics DIR [--json]",
 		"list the topics",
 		"List the topics of DIR, one name a line.",
@@ -3359,7 +3424,8 @@ static const struct command commands[] = {
 		"...},...]}\n",
 	},
 	{
-		"describe", cmd_describe,
+		"describe",
+		cmd_describe,
 		PROGNAME " describe DIR TOPIC [--json]",
 		"show a topic's configuration and partitions",
 		"Show the configuration of TOPIC and the state of each "
@@ -3373,8 +3439,10 @@ static const struct command commands[] = {
 		"{\"topic\":...,\"config\":{...},\"partitions\":[...]}\n",
 	},
 	{
-		"produce", cmd_produce,
-		PROGNAME " produce DIR TOPIC [--key-sep C] [--partition P]\n"
+		"produce",
+		cmd_produce,
+		PROGNAME
+		" produce DIR TOPIC [--key-sep C] [--partition P]\n"
 		"         [--sync none|interval|always] [--print-offsets]",
 		"append lines of standard input as records",
 		"Append the lines of standard input to TOPIC, one record a "
@@ -3403,8 +3471,10 @@ static const struct command commands[] = {
 		"policy\n",
 	},
 	{
-		"consume", cmd_consume,
-		PROGNAME " consume DIR TOPIC [--group G] [--partition P]\n"
+		"consume",
+		cmd_consume,
+		PROGNAME
+		" consume DIR TOPIC [--group G] [--partition P]\n"
 		"         [--from earliest|latest|OFFSET|@EPOCH_MS] [--max N] "
 		"[--idle-exit MS]\n"
 		"         [--format value|kv|json] [--heartbeat-ms MS] "
@@ -3451,7 +3521,8 @@ static const struct command commands[] = {
 		"after its max attempts)\n",
 	},
 	{
-		"groups", cmd_groups,
+		"groups",
+		cmd_groups,
 		PROGNAME " groups DIR [--json]",
 		"list consumer groups, members, offsets and lag",
 		"List every consumer group of every topic: its generation, "
@@ -3466,10 +3537,11 @@ static const struct command commands[] = {
 		"\"end\",\"lag\",\"owner\"},...]},...]}\n",
 	},
 	{
-		"reset-offsets", cmd_reset_offsets,
+		"reset-offsets",
+		cmd_reset_offsets,
 		PROGNAME " reset-offsets DIR GROUP TOPIC --to "
-		"earliest|latest|OFFSET|@EPOCH_MS\n"
-		"         [--force]",
+			 "earliest|latest|OFFSET|@EPOCH_MS\n"
+			 "         [--force]",
 		"move a group's committed offsets",
 		"Set the committed offset of every partition of TOPIC for "
 		"GROUP, and print\nthe previous and new offsets.  Refused while "
@@ -3485,7 +3557,8 @@ static const struct command commands[] = {
 		"              and rejoin from the new offsets\n",
 	},
 	{
-		"delete-group", cmd_delete_group,
+		"delete-group",
+		cmd_delete_group,
 		PROGNAME " delete-group DIR GROUP TOPIC [--force]",
 		"remove a consumer group from a topic",
 		"Delete GROUP's committed offsets and membership on TOPIC.  "
@@ -3498,9 +3571,10 @@ static const struct command commands[] = {
 		"from the group\n",
 	},
 	{
-		"dump", cmd_dump,
+		"dump",
+		cmd_dump,
 		PROGNAME " dump DIR TOPIC PARTITION [--json]\n"
-		"       " PROGNAME " dump SEGMENT_FILE [--json]",
+			 "       " PROGNAME " dump SEGMENT_FILE [--json]",
 		"print batches and records as stored",
 		"Print the batches and records of a partition or of one "
 		"segment file as\nstored, validating each batch.",
@@ -3513,7 +3587,8 @@ static const struct command commands[] = {
 		"{\"batches\":[{...,\"records\":[...]}],\"error\":...}\n",
 	},
 	{
-		"verify", cmd_verify,
+		"verify",
+		cmd_verify,
 		PROGNAME " verify DIR [TOPIC] [--json]",
 		"check checksums, offsets and indexes",
 		"Check every batch checksum, the offsets within and across "
@@ -3525,7 +3600,8 @@ static const struct command commands[] = {
 		"{\"ok\":...,\"problems\":[...],...}\n",
 	},
 	{
-		"dlq", cmd_dlq,
+		"dlq",
+		cmd_dlq,
 		PROGNAME " dlq DIR TOPIC [--json] [--max N]",
 		"show the dead letters of a topic",
 		"Print the records of TOPIC.dlq, the dead-letter topic of "
@@ -3543,7 +3619,8 @@ static const struct command commands[] = {
 		"\"reason\",\"key\",\"value\"},...]}\n",
 	},
 	{
-		"dlq-replay", cmd_dlq_replay,
+		"dlq-replay",
+		cmd_dlq_replay,
 		PROGNAME " dlq-replay DIR TOPIC [--group G] [--max N]",
 		"put dead letters back into their topic",
 		"Append the records of TOPIC.dlq back to the topic and "
@@ -3559,7 +3636,8 @@ static const struct command commands[] = {
 		"  --max N    replay at most N records\n",
 	},
 	{
-		"recover", cmd_recover,
+		"recover",
+		cmd_recover,
 		PROGNAME " recover DIR [TOPIC]",
 		"truncate torn tails, rebuild derived indexes",
 		"Truncate torn tails of active segments and rebuild the "
@@ -3592,8 +3670,7 @@ static void print_main_help(FILE *f)
 		"Commands:\n",
 		PROGNAME, PROGNAME);
 	for (size_t i = 0; i < NCOMMANDS; i++) {
-		fprintf(f, "  %-14s %s\n", commands[i].name,
-			commands[i].brief);
+		fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].brief);
 	}
 	fprintf(f,
 		"\n"

@@ -39,8 +39,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			mq_st32(buf + 4, (uint32_t)size);
 		uint32_t len = mq_ld32(buf + 4);
 		if (len >= BATCH_BODY_CSUM_START && len <= size)
-			mq_st64(buf + 24, XXH3_64bits(buf + BATCH_BODY_CSUM_START,
-						      len - BATCH_BODY_CSUM_START));
+			mq_st64(buf + 24,
+				XXH3_64bits(buf + BATCH_BODY_CSUM_START,
+					    len - BATCH_BODY_CSUM_START));
 		batch_seal(buf, mq_ld64(buf + 16));
 	}
 	if (batch_check_header(buf, size, &h, &why) == 0) {
@@ -54,10 +55,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memset(&rec, 0, sizeof rec);
 			while ((rc = batch_iter_next(&it, &rec, &why)) == 1) {
 				if (rec.header_count)
-					(void)headers_decode(rec.headers_raw,
-							     rec.headers_raw_len,
-							     rec.header_count,
-							     hd, 8);
+					(void)headers_decode(
+						rec.headers_raw,
+						rec.headers_raw_len,
+						rec.header_count, hd, 8);
 				(void)mqlog_record_headers(&rec, hd, 8);
 			}
 		}

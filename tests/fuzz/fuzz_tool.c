@@ -51,7 +51,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	}
 	mqlog_close(db);
-	snprintf(seg, sizeof seg, "%s/topics/t/0/00000000000000000000.seg", dir);
+	snprintf(seg, sizeof seg, "%s/topics/t/0/00000000000000000000.seg",
+		 dir);
 	/* The tool's output is not what is being tested. */
 	if (!freopen("/dev/null", "w", stdout))
 		abort();

@@ -30,7 +30,8 @@ static void put(const char *target, const char *name, uint8_t mode,
 		perror(path);
 		exit(1);
 	}
-	snprintf(path, sizeof path, "%s/%s/%s-m%u", out_dir, target, name, mode);
+	snprintf(path, sizeof path, "%s/%s/%s-m%u", out_dir, target, name,
+		 mode);
 	f = fopen(path, "wb");
 	if (!f || fwrite(&mode, 1, 1, f) != 1 ||
 	    (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) {
@@ -90,8 +91,8 @@ int main(int argc, char **argv)
 	/* Keys, empty values, headers, timestamps going backwards. */
 	for (int i = 0; i < 5; i++) {
 		m[i].key = (mqlog_bytes){ i % 2 ? "key" : "", i % 2 ? 3u : 0u };
-		m[i].value = i == 2 ? (mqlog_bytes){ NULL, 0 }
-				    : (mqlog_bytes){ "v", 1 };
+		m[i].value = i == 2 ? (mqlog_bytes){ NULL, 0 } :
+				      (mqlog_bytes){ "v", 1 };
 		m[i].headers = i == 3 ? h : NULL;
 		m[i].header_count = i == 3 ? 3 : 0;
 		m[i].timestamp = 1000 - i * 7;
