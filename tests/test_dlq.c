@@ -9,35 +9,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "helpers.h"
+#include "dlq_topic.h"
 
 #include "engine.h"
-
-#define HB_MS	 30u
-#define LEASE_MS 150u
-
-static mqlog *g_db;
-static mqlog_topic *g_t;
-
-/* A fresh topic "t" of @parts partitions with @attempts and @delay_ms. */
-static void setup_topic(uint32_t parts, uint32_t attempts, uint32_t delay_ms)
-{
-	mqlog_topic_config c = h_cfg(parts, 1u << 20, MQLOG_SYNC_NONE);
-
-	c.max_attempts = attempts;
-	c.retry_delay_ms = delay_ms;
-	g_db = h_open(fx_dir);
-	h_create(g_db, "t", &c);
-	g_t = h_topic(g_db, "t");
-}
-
-static void teardown_topic(void)
-{
-	mqlog_topic_close(g_t);
-	mqlog_close(g_db);
-	g_t = NULL;
-	g_db = NULL;
-}
 
 /* The value of header @name of @rec as a C string in @buf ("" if none). */
 static const char *hdr(const mqlog_record *rec, const char *name, char *buf,
